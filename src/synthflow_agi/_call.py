@@ -1,0 +1,72 @@
+"""Plain values that cross between the core and its edges."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional, Tuple
+
+from ._status import Status
+from ._wire import script_arguments
+
+
+@dataclasses.dataclass(frozen=True)
+class CallInfo:
+    """What the AGI environment block tells about the call, read once."""
+
+    uniqueid: str
+    technology: str
+    caller_number: str
+    arguments: Tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "CallInfo":
+        """Read the call from ``agi_*`` environment lines."""
+        return cls(
+            uniqueid=env.get("agi_uniqueid", ""),
+            technology=env.get("agi_type", ""),
+            caller_number=env.get("agi_callerid", ""),
+            arguments=script_arguments(env),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareRequest:
+    """The body of one prepare_inbound call."""
+
+    from_number: str
+    to_number: str
+    model_id: str
+    workspace_id: str
+    custom_variables: Mapping[str, str]
+
+    def body(self) -> dict:
+        """Return the JSON body exactly as Synthflow documents it."""
+        return {
+            "from_number": self.from_number,
+            "to_number": self.to_number,
+            "model_id": self.model_id,
+            "workspace_id": self.workspace_id,
+            "custom_variables": dict(self.custom_variables),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedCall:
+    """A registered call: its id and the whole answer, for the CLI to show."""
+
+    call_id: str
+    answer: Mapping[str, Any]
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one hand-off ended with; published to the channel and the log."""
+
+    status: Status = Status.API_ERROR
+    call_id: str = ""
+    error: str = ""
+    target: str = ""
+    mode: str = ""
+    linkedid: str = ""
+    api_ms: Optional[float] = None
+    total_ms: float = 0.0

@@ -1,0 +1,133 @@
+"""Classic AGI: Asterisk starts this process per call, talking over stdin/stdout.
+
+Only the standard library and this package's light modules load before the
+SIGHUP handler is in place; requests and phonenumbers load when first used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import sys
+import time
+from typing import Dict, Iterator, Optional, Tuple
+
+from ._call import CallInfo, PreparedCall, PrepareRequest
+from ._errors import ChannelHungUp, ConfigError
+from ._handoff import Edges, PrepareApi, hand_off
+from ._logging import LOGGER, call_line, configure
+from ._settings import Settings, load_sources
+
+
+class SighupWatch:
+    """Turn Asterisk's SIGHUP into a hangup the program can act on.
+
+    Outside an API call the signal only marks the channel, so an AGI
+    exchange in progress is never cut in half and GET VARIABLE of the
+    transfer status still works. During the API call it raises at once:
+    waiting out a slow API for a caller who left only delays the dialplan.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._channel = None
+        self._abortable = False
+
+    def install(self) -> None:
+        """Take over SIGHUP; the default action would kill the process mid-protocol."""
+        signal.signal(signal.SIGHUP, self._on_sighup)
+
+    def attach(self, channel) -> None:
+        """Tell the channel about a SIGHUP that came before or after it existed."""
+        self._channel = channel
+        if self.received:
+            channel.mark_hung_up("caller hung up (SIGHUP)")
+
+    @contextlib.contextmanager
+    def abortable(self) -> Iterator[None]:
+        """Let a SIGHUP abort the block at once."""
+        if self.received:
+            raise ChannelHungUp("caller hung up (SIGHUP)")
+        self._abortable = True
+        try:
+            yield
+        finally:
+            self._abortable = False
+
+    def _on_sighup(self, signum, frame) -> None:
+        self.received = True
+        if self._channel is not None:
+            self._channel.mark_hung_up("caller hung up (SIGHUP)")
+        if self._abortable:
+            self._abortable = False
+            raise ChannelHungUp("caller hung up (SIGHUP) during the API call")
+
+
+class _AbortableApi:
+    def __init__(self, api: PrepareApi, watch: SighupWatch) -> None:
+        self._api = api
+        self._watch = watch
+
+    def prepare(self, request: PrepareRequest, timeout: float) -> PreparedCall:
+        with self._watch.abortable():
+            return self._api.prepare(request, timeout)
+
+
+class ClientCache:
+    """One SynthflowClient per (URL, token, retries); requests loads on first use."""
+
+    def __init__(self, pool_size: int = 1) -> None:
+        self._pool_size = pool_size
+        self._clients: Dict[Tuple[str, str, int], PrepareApi] = {}
+
+    def __call__(self, settings: Settings) -> PrepareApi:
+        key = (settings.api_url, settings.api_token, settings.retries)
+        if key not in self._clients:
+            from ._api import SynthflowClient
+
+            self._clients[key] = SynthflowClient(settings.api_url, settings.api_token, settings.retries, self._pool_size)
+        return self._clients[key]
+
+
+def to_e164(raw: str, region: str, role: str) -> str:
+    """Normalise through phonenumbers, imported on first use."""
+    from ._numbers import to_e164 as normalise
+
+    return normalise(raw, region, role)
+
+
+def main(argv: Optional[list] = None) -> int:
+    """Run one classic AGI hand-off on this process's stdin/stdout; always exit 0."""
+    watch = SighupWatch()
+    watch.install()
+    agi_in = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
+    agi_out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="replace", newline="\n", write_through=True)
+    # Anything that prints by mistake must not corrupt the AGI stream.
+    sys.stdout = sys.stderr
+    configure("stderr")
+    try:
+        from ._agi import AgiChannel
+
+        channel = AgiChannel(agi_in, agi_out)
+        watch.attach(channel)
+        try:
+            base = load_sources(os.environ)
+        except ConfigError as exc:
+            base = exc
+        if not isinstance(base, ConfigError):
+            configure(base.get("log", "stderr"), secrets=[base.get("api_token", "")])
+        clients = ClientCache()
+        edges = Edges(api_for=lambda s: _AbortableApi(clients(s), watch), to_e164=to_e164, clock=time.monotonic)
+        call = CallInfo.from_env(channel.env)
+        outcome = hand_off(channel, call, base, edges)
+        LOGGER.info(call_line(call, outcome))
+    except ChannelHungUp as exc:
+        LOGGER.info("caller hung up before the hand-off began: %s", exc)
+    except Exception:  # noqa: BLE001 - the dialplan must go on, whatever broke
+        LOGGER.exception("internal error; SYNTHFLOW_STATUS may be unset")
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            agi_out.flush()
+    return 0

@@ -1,0 +1,111 @@
+"""The exception tree.
+
+Every failure the hand-off can meet is one of these, and each class names
+the ``Status`` the dialplan sees::
+
+    SynthflowAgiError
+    ├── ConfigError            CONFIG_ERROR     settings missing or malformed
+    ├── InvalidNumberError     INVALID_NUMBER   a number phonenumbers cannot use
+    ├── ApiError               API_ERROR        prepare_inbound failed
+    │   ├── ApiAuthError       API_AUTH_FAILED  401 or 403
+    │   └── ApiTimeoutError    API_TIMEOUT      the deadline passed
+    ├── HandoffError           TRANSFER_FAILED  Transfer/Dial did not reach the agent
+    └── AgiError                                the AGI peer refused a command
+        ├── AgiInvalidCommandError   510
+        └── AgiUsageError            520
+
+A hangup is not an error: it is ``ChannelHungUp``, which sits outside this
+tree so that no ``except SynthflowAgiError`` can swallow it by accident.
+
+Third-party exceptions (requests, urllib3, phonenumbers, pyst2) never cross
+the module that calls the library; they are mapped there, ``from`` the
+original.
+"""
+
+from __future__ import annotations
+
+from ._status import Status
+
+
+class SynthflowAgiError(Exception):
+    """Base of every failure that ends in a non-SUCCESS status."""
+
+    status = Status.API_ERROR
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ConfigError(SynthflowAgiError):
+    """The settings are missing, unreadable or malformed."""
+
+    status = Status.CONFIG_ERROR
+
+
+class InvalidNumberError(SynthflowAgiError):
+    """A number cannot be turned into E.164."""
+
+    status = Status.INVALID_NUMBER
+
+
+class ApiError(SynthflowAgiError):
+    """prepare_inbound did not give a usable call id."""
+
+    status = Status.API_ERROR
+
+
+class ApiAuthError(ApiError):
+    """Synthflow refused the token (401 or 403)."""
+
+    status = Status.API_AUTH_FAILED
+
+
+class ApiTimeoutError(ApiError):
+    """The API step ran out of its deadline."""
+
+    status = Status.API_TIMEOUT
+
+
+class HandoffError(SynthflowAgiError):
+    """Transfer or Dial did not hand the call to the agent.
+
+    ``refused`` is true when the far end declined the REFER, which is what
+    lets auto mode fall back to Dial.
+    """
+
+    status = Status.TRANSFER_FAILED
+
+    def __init__(self, reason: str, refused: bool = False) -> None:
+        super().__init__(reason)
+        self.refused = refused
+
+
+class AgiError(SynthflowAgiError):
+    """Asterisk answered an AGI command with an error code."""
+
+    code = 0
+
+    def __init__(self, reason: str, code: int = 0) -> None:
+        super().__init__(reason)
+        self.code = code or type(self).code
+
+
+class AgiInvalidCommandError(AgiError):
+    """510: Asterisk does not know the command."""
+
+    code = 510
+
+
+class AgiUsageError(AgiError):
+    """520: the command's arguments were wrong."""
+
+    code = 520
+
+
+class ChannelHungUp(Exception):
+    """The caller is gone: SIGHUP, ``HANGUP``, ``result=-1`` or 511.
+
+    Deliberately not a ``SynthflowAgiError``: a hangup is an outcome, not a
+    failure of this program.
+    """

@@ -1,0 +1,219 @@
+"""The hand-off of one answered call: the pure core shared by classic AGI and FastAGI.
+
+It talks to Asterisk only through ``Channel`` and to the outside world only
+through ``Edges``; it imports neither pyst2, requests nor phonenumbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Callable, List, Mapping, Optional, Protocol, Tuple, Union
+
+from . import _sip
+from ._call import CallInfo, Outcome, PreparedCall, PrepareRequest
+from ._errors import ChannelHungUp, ConfigError, HandoffError, SynthflowAgiError
+from ._settings import PER_CALL_KEYS, Settings, resolve
+from ._status import Status
+
+# Dialplan variable names, or a function call such as CALLERID(name).
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9_,.-]*\))?\Z")
+_LITERAL_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
+_REFUSED_TRANSFER = ("FAILURE", "UNSUPPORTED")
+MAX_ERROR_LENGTH = 240
+_LOG = logging.getLogger("synthflow_agi")
+
+
+class Channel(Protocol):
+    """The four things the core asks of an Asterisk channel."""
+
+    def get_variable(self, name: str) -> str: ...
+
+    def set_variable(self, name: str, value: str) -> None: ...
+
+    def exec(self, application: str, arguments: str) -> int: ...
+
+    def verbose(self, message: str, level: int = 1) -> None: ...
+
+
+class PrepareApi(Protocol):
+    """Registers a call at Synthflow."""
+
+    def prepare(self, request: PrepareRequest, timeout: float) -> PreparedCall: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Edges:
+    """The impure parts the core is handed: the API, number parsing and a clock."""
+
+    api_for: Callable[[Settings], PrepareApi]
+    to_e164: Callable[[str, str, str], str]
+    clock: Callable[[], float]
+
+
+class NotAnsweredError(SynthflowAgiError):
+    """The channel is not up, so there is nobody to hand over."""
+
+    status = Status.NOT_ANSWERED
+
+
+def hand_off(channel: Channel, call: CallInfo, base: Union[Mapping[str, str], ConfigError], edges: Edges) -> Outcome:
+    """Run one hand-off and publish its outcome on the channel; never raises."""
+    started = edges.clock()
+    outcome = Outcome()
+    secret = "" if isinstance(base, ConfigError) else base.get("api_token", "")
+    try:
+        _run(channel, call, base, edges, outcome)
+        outcome.status, outcome.error = Status.SUCCESS, ""
+    except ChannelHungUp as exc:
+        outcome.status, outcome.error = Status.HANGUP, str(exc)
+    except SynthflowAgiError as exc:
+        outcome.status, outcome.error = exc.status, exc.reason
+    except Exception as exc:  # noqa: BLE001 - a bug must still leave the dialplan a status
+        _LOG.exception("internal error during the hand-off")
+        outcome.status, outcome.error = Status.API_ERROR, f"internal error ({type(exc).__name__})"
+    outcome.error = redact(outcome.error, secret)[:MAX_ERROR_LENGTH]
+    outcome.total_ms = (edges.clock() - started) * 1000.0
+    publish(channel, outcome)
+    return outcome
+
+
+def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome) -> None:
+    outcome.linkedid = channel.get_variable("CHANNEL(linkedid)")
+    state = channel.get_variable("CHANNEL(state)")
+    if state != "Up":
+        raise NotAnsweredError(f"channel state is {state or 'unknown'}, not Up")
+    if isinstance(base, ConfigError):
+        raise base
+    settings = resolve(base, {key: channel.get_variable(f"SYNTHFLOW_{key.upper()}") for key in PER_CALL_KEYS})
+    outcome.mode = settings.mode
+    sources = custom_variable_sources(settings.variables, call.arguments)
+    custom = {key: channel.get_variable(key) if literal is None else literal for key, literal in sources}
+    region = settings.default_region
+    caller = edges.to_e164(settings.from_number or call.caller_number, region, "caller")
+    agent = edges.to_e164(settings.agent_number, region, "agent")
+    outcome.target = _sip.agent_uri(agent, settings.sip_host, settings.sip_port, settings.sip_transport)
+    if settings.mode == "transfer" and not _sip.can_transfer(call.technology):
+        _sip.require_transfer(call.technology)
+    request = PrepareRequest(caller, agent, settings.model_id, settings.workspace_id, custom)
+    api_started = edges.clock()
+    try:
+        prepared = edges.api_for(settings).prepare(request, settings.timeout)
+    finally:
+        outcome.api_ms = (edges.clock() - api_started) * 1000.0
+    outcome.call_id = _sip.validate_call_id(prepared.call_id)
+    channel.set_variable("SYNTHFLOW_CALL_ID", outcome.call_id)
+    if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
+        _dial(channel, settings, outcome)
+        return
+    try:
+        _transfer(channel, call, outcome)
+    except HandoffError as exc:
+        if settings.mode != "auto" or not exc.refused:
+            raise
+        outcome.mode = "auto:dial"
+        _dial(channel, settings, outcome)
+
+
+def _transfer(channel: Channel, call: CallInfo, outcome: Outcome) -> None:
+    destination = _sip.transfer_destination(call.technology, outcome.target, outcome.call_id)
+    if call.technology == _sip.TECH_PJSIP:
+        # Not carried on the REFER by any released Asterisk (FACTS 1), but
+        # users ask for it and it is harmless; the Refer-To URI does the work.
+        channel.set_variable("PJSIP_HEADER(add,X-EI)", _sip.x_ei(outcome.call_id))
+    hung_up = _run_blocking(channel, "Transfer", destination)
+    status = channel.get_variable("TRANSFERSTATUS")
+    if status == "SUCCESS":
+        return
+    if hung_up:
+        raise ChannelHungUp(f"caller hung up during Transfer (TRANSFERSTATUS={status or 'unset'})")
+    protocol = channel.get_variable("TRANSFERSTATUSPROTOCOL")
+    raise HandoffError(
+        f"Transfer {status or 'gave no TRANSFERSTATUS'} (SIP {protocol or 'n/a'})",
+        refused=status in _REFUSED_TRANSFER,
+    )
+
+
+def _dial(channel: Channel, settings: Settings, outcome: Outcome) -> None:
+    # The pre-dial handler runs on the new channel, so the value must be
+    # inheritable: a plain variable arrives empty (FACTS 4).
+    channel.set_variable("_SYNTHFLOW_XEI", _sip.x_ei(outcome.call_id))
+    arguments = _sip.dial_arguments(settings.dial_endpoint, outcome.target, settings.dial_timeout, settings.predial_handler)
+    hung_up = _run_blocking(channel, "Dial", arguments)
+    status = channel.get_variable("DIALSTATUS")
+    if status == "ANSWER":
+        return
+    if hung_up:
+        raise ChannelHungUp(f"caller hung up during Dial (DIALSTATUS={status or 'unset'})")
+    raise HandoffError(f"Dial {status or 'gave no DIALSTATUS'}")
+
+
+def _run_blocking(channel: Channel, application: str, arguments: str) -> bool:
+    """Run Transfer or Dial; return whether the caller hung up while it ran.
+
+    A successful hand-off ends with the caller's leg hung up, so a hangup
+    here is not yet a verdict: the status variable read afterwards decides.
+    """
+    try:
+        channel.exec(application, arguments)
+    except ChannelHungUp:
+        return True
+    return False
+
+
+def custom_variable_sources(names: Tuple[str, ...], arguments: Tuple[str, ...]) -> List[Tuple[str, Optional[str]]]:
+    """Return (key, literal) pairs; a None literal means "read the channel variable named key".
+
+    >>> custom_variable_sources(('lead_id',), ('customer_name', 'account_id=A12345', 'note=a=b', ''))
+    [('lead_id', None), ('customer_name', None), ('account_id', 'A12345'), ('note', 'a=b')]
+    >>> custom_variable_sources((), ('bad name',))
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ConfigError: custom variable 'bad name' is not a channel variable name
+    """
+    sources: dict = {}
+    for item in names + arguments:
+        if not item:
+            continue
+        key, sep, literal = item.partition("=")
+        if sep:
+            if not _LITERAL_KEY.match(key):
+                raise ConfigError(f"custom variable key {key[:40]!r} is not a plain name")
+            sources[key] = literal
+        elif _VARIABLE_NAME.match(item):
+            sources[item] = None
+        else:
+            raise ConfigError(f"custom variable {item[:40]!r} is not a channel variable name")
+    return list(sources.items())
+
+
+def publish(channel: Channel, outcome: Outcome) -> None:
+    """Set the output variables and one console line, as far as the channel still allows."""
+    values = (
+        ("SYNTHFLOW_STATUS", outcome.status.value),
+        ("SYNTHFLOW_CALL_ID", outcome.call_id),
+        ("SYNTHFLOW_ERROR", outcome.error),
+        ("SYNTHFLOW_TARGET", outcome.target),
+    )
+    try:
+        for name, value in values:
+            channel.set_variable(name, value)
+        summary = f"synthflow-agi: {outcome.status.value}"
+        if outcome.call_id:
+            summary += f" call_id={outcome.call_id}"
+        if outcome.error:
+            summary += f" ({outcome.error})"
+        channel.verbose(summary, 1)
+    except (ChannelHungUp, SynthflowAgiError):
+        # The AGI link itself is gone; the log line still records the outcome.
+        pass
+
+
+def redact(text: str, secret: str) -> str:
+    """Remove a secret from text meant for humans.
+
+    >>> redact('token abc123 leaked', 'abc123')
+    'token *** leaked'
+    """
+    return text.replace(secret, "***") if secret else text

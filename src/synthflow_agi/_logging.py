@@ -1,0 +1,90 @@
+"""Logs go to stderr and/or syslog, never stdout (stdout is the AGI protocol)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.handlers
+import os
+import sys
+from typing import Iterable, Optional
+
+from ._call import CallInfo, Outcome
+
+LOGGER = logging.getLogger("synthflow_agi")
+SYSLOG_SOCKET = "/dev/log"
+
+
+class RedactingFilter(logging.Filter):
+    """Replace secrets in every record, whatever code formatted it."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = tuple(secret for secret in secrets if secret)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self._secrets):
+            for secret in self._secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        if record.exc_info and not record.exc_text:
+            # Tracebacks print locals' reprs nowhere, but exception messages
+            # can carry text; format now so the redaction covers it too.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            for secret in self._secrets:
+                record.exc_text = record.exc_text.replace(secret, "***")
+        return True
+
+
+def configure(target: str = "stderr", secrets: Iterable[str] = (), stream=None) -> None:
+    """Send this package's log to ``target`` (stderr, syslog or both), redacting ``secrets``."""
+    LOGGER.handlers.clear()
+    LOGGER.setLevel(logging.INFO)
+    LOGGER.propagate = False
+    redacting = RedactingFilter(secrets)
+    handlers = []
+    if target in ("syslog", "both"):
+        syslog = _syslog_handler()
+        if syslog is not None:
+            handlers.append(syslog)
+    if target in ("stderr", "both") or not handlers:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(logging.Formatter(f"synthflow-agi[{os.getpid()}] %(levelname)s %(message)s"))
+        handlers.append(handler)
+    for handler in handlers:
+        handler.addFilter(redacting)
+        LOGGER.addHandler(handler)
+
+
+def _syslog_handler() -> Optional[logging.Handler]:
+    if not os.path.exists(SYSLOG_SOCKET):
+        return None
+    try:
+        handler = logging.handlers.SysLogHandler(address=SYSLOG_SOCKET, facility=logging.handlers.SysLogHandler.LOG_LOCAL0)
+    except OSError:
+        return None
+    handler.setFormatter(logging.Formatter(f"synthflow-agi[{os.getpid()}]: %(message)s"))
+    return handler
+
+
+def call_line(call: CallInfo, outcome: Outcome) -> str:
+    """Format the one structured (logfmt) line logged per call.
+
+    >>> call_line(CallInfo('1700.1', 'PJSIP', '+1555', ()), Outcome(call_id='abc', api_ms=12.34, total_ms=20))
+    'uniqueid=1700.1 linkedid="" status=API_ERROR mode="" call_id=abc api_ms=12.3 total_ms=20.0 error=""'
+    """
+    fields = (
+        ("uniqueid", call.uniqueid), ("linkedid", outcome.linkedid), ("status", outcome.status.value),
+        ("mode", outcome.mode), ("call_id", outcome.call_id),
+        ("api_ms", "" if outcome.api_ms is None else f"{outcome.api_ms:.1f}"),
+        ("total_ms", f"{outcome.total_ms:.1f}"), ("error", outcome.error),
+    )
+    return " ".join(f"{key}={_logfmt(value)}" for key, value in fields)
+
+
+def _logfmt(value: str) -> str:
+    if value and all(c.isalnum() or c in "._:+-/" for c in value):
+        return value
+    return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,127 @@
+"""Where the call goes and how X-EI travels with it: pure string building.
+
+Every piece that ends up in a SIP message or a dialplan application argument
+is validated here first, so nothing from the API or a channel variable can
+add a header, a parameter or an argument of its own.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._errors import ApiError, ConfigError, HandoffError
+
+# Synthflow ids are UUIDs today; allow any id made only of URI-unreserved
+# characters that cannot end the header (";"), the URI (">") or the line.
+_CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{7,127}\Z")
+_HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
+_IPV6_REFERENCE = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}\Z")
+
+TRANSPORTS = ("udp", "tcp", "tls")
+TECH_PJSIP = "PJSIP"
+TECH_CHAN_SIP = "SIP"
+
+
+def validate_call_id(value: object) -> str:
+    """Return the call id if it is safe to put into SIP, else raise ApiError.
+
+    >>> validate_call_id('ebe4bd96-dcb1-4abd-9aa5-686877dab061')
+    'ebe4bd96-dcb1-4abd-9aa5-686877dab061'
+    >>> validate_call_id('abc;def-123')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ApiError: synthflow_call_id has an unsafe shape: 'abc;def-123'
+    """
+    if not isinstance(value, str) or not _CALL_ID.match(value):
+        raise ApiError(f"synthflow_call_id has an unsafe shape: {str(value)[:60]!r}")
+    return value
+
+
+def validate_host(host: str) -> str:
+    """Return a SIP host (name, IPv4 or bracketed IPv6) or raise ConfigError.
+
+    >>> validate_host('sip.synthflow.ai')
+    'sip.synthflow.ai'
+    >>> validate_host('[::1]')
+    '[::1]'
+    >>> validate_host('evil.example;maddr=10.0.0.1')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ConfigError: sip_host 'evil.example;maddr=10.0.0.1' is not a host name or address
+    """
+    if _HOSTNAME.match(host) or _IPV6_REFERENCE.match(host):
+        return host
+    raise ConfigError(f"sip_host {host[:80]!r} is not a host name or address")
+
+
+def x_ei(call_id: str) -> str:
+    """Return the X-EI header value that names a Synthflow call.
+
+    >>> x_ei('ebe4bd96-dcb1-4abd-9aa5-686877dab061')
+    'S.ebe4bd96-dcb1-4abd-9aa5-686877dab061;'
+    """
+    return f"S.{validate_call_id(call_id)};"
+
+
+def agent_uri(number: str, host: str, port: int, transport: str) -> str:
+    """Build the agent's SIP URI; the transport parameter only when not UDP.
+
+    >>> agent_uri('+15551234567', 'sip.synthflow.ai', 32681, 'udp')
+    'sip:+15551234567@sip.synthflow.ai:32681'
+    >>> agent_uri('+15551234567', '127.0.0.1', 32681, 'tcp')
+    'sip:+15551234567@127.0.0.1:32681;transport=tcp'
+    """
+    if not _E164.match(number):
+        raise ConfigError(f"agent number {number!r} is not E.164")
+    if transport not in TRANSPORTS:
+        raise ConfigError(f"sip_transport {transport!r} is not one of {', '.join(TRANSPORTS)}")
+    params = "" if transport == "udp" else f";transport={transport}"
+    return f"sip:{number}@{validate_host(host)}:{int(port)}{params}"
+
+
+def can_transfer(technology: str) -> bool:
+    """Tell whether this program knows how to REFER a channel of this technology."""
+    return technology in (TECH_PJSIP, TECH_CHAN_SIP)
+
+
+def require_transfer(technology: str) -> None:
+    """Raise HandoffError, before any API call, for a channel that cannot be REFERred.
+
+    >>> require_transfer('IAX2')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.HandoffError: cannot REFER a IAX2 channel: transfer mode needs PJSIP or SIP (use mode=dial)
+    """
+    if not can_transfer(technology):
+        raise HandoffError(
+            f"cannot REFER a {technology or 'unknown'} channel: transfer mode needs PJSIP or SIP (use mode=dial)"
+        )
+
+
+def transfer_destination(technology: str, uri: str, call_id: str) -> str:
+    """Build the ``Transfer()`` argument that carries X-EI inside the Refer-To URI.
+
+    PJSIP uses the text after ``PJSIP/`` verbatim, so it needs the angle
+    brackets; chan_sip adds ``<sip:…>`` itself (FACTS 2, 20). The header's
+    ``;`` is written ``%3B`` because a URI header value cannot hold it raw.
+
+    >>> transfer_destination('PJSIP', 'sip:+15551234567@h:32681', 'abcdef12-3456')
+    'PJSIP/<sip:+15551234567@h:32681?X-EI=S.abcdef12-3456%3B>'
+    >>> transfer_destination('SIP', 'sip:+15551234567@h:32681', 'abcdef12-3456')
+    'SIP/+15551234567@h:32681?X-EI=S.abcdef12-3456%3B'
+    """
+    require_transfer(technology)
+    header = f"?X-EI=S.{validate_call_id(call_id)}%3B"
+    if technology == TECH_PJSIP:
+        return f"PJSIP/<{uri}{header}>"
+    return f"SIP/{uri[len('sip:'):]}{header}"
+
+
+def dial_arguments(endpoint: str, uri: str, timeout: int, handler: str) -> str:
+    """Build the ``Dial()`` argument: the agent URI through a PJSIP endpoint, with the pre-dial handler.
+
+    >>> dial_arguments('synthflow', 'sip:+15551234567@h:32681', 30, 'synthflow-predial^s^1')
+    'PJSIP/synthflow/sip:+15551234567@h:32681,30,b(synthflow-predial^s^1)'
+    """
+    return f"PJSIP/{endpoint}/{uri},{int(timeout)},b({handler})"
