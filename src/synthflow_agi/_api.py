@@ -29,7 +29,8 @@ BACKOFF_FACTOR = 0.2
 MIN_ATTEMPT_SECONDS = 0.05
 # Everything a requests call can raise; the exhaustive test walks both
 # libraries' exception modules and checks each class is one of these.
-TRANSPORT_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+# (urllib3's ProxySchemeUnsupported, for one, is a plain ValueError.)
+TRANSPORT_ERRORS = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
 # The deadline of the call running in this thread (or task). Retry objects
 # belong to the shared adapter, so the per-call deadline reaches them here.
@@ -157,6 +158,8 @@ def map_transport_error(exc: BaseException, host: str) -> SynthflowAgiError:
     if isinstance(exc, (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError,
                         urllib3.exceptions.MaxRetryError, OSError)):
         return ApiError(f"cannot reach {host}: {_root_cause(exc)}")
+    if isinstance(exc, ValueError) and not isinstance(exc, requests.exceptions.RequestException):
+        return ConfigError(f"HTTP client settings (URL or proxy) are not usable: {type(exc).__name__}")
     return ApiError(f"request to {host} failed: {type(exc).__name__}")
 
 
