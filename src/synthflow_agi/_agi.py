@@ -97,7 +97,7 @@ class AgiChannel:
     def exec(self, application: str, arguments: str) -> int:
         """Run a dialplan application; refuse to start one on a channel already hung up."""
         if self.hung_up:
-            raise ChannelHungUp(self._hangup_reason or "caller hung up (HANGUP notice)")
+            raise ChannelHungUp(self._hangup_reason or "caller hung up (HANGUP notice)", before_exec=True)
         return int(self._call(self._codec.appexec, application, arguments))
 
     def verbose(self, message: str, level: int = 1) -> None:

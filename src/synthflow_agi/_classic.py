@@ -12,13 +12,14 @@ import os
 import signal
 import sys
 import time
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Iterator, Optional
 
 from ._call import CallInfo, PreparedCall, PrepareRequest
 from ._errors import ChannelHungUp, ConfigError
+from ._edges import ClientCache, to_e164, wrap_api
 from ._handoff import Edges, PrepareApi, hand_off
 from ._logging import LOGGER, call_line, configure
-from ._settings import Settings, load_sources
+from ._settings import load_sources
 
 
 class SighupWatch:
@@ -75,29 +76,6 @@ class _AbortableApi:
             return self._api.prepare(request, timeout)
 
 
-class ClientCache:
-    """One SynthflowClient per (URL, token, retries); requests loads on first use."""
-
-    def __init__(self, pool_size: int = 1) -> None:
-        self._pool_size = pool_size
-        self._clients: Dict[Tuple[str, str, int], PrepareApi] = {}
-
-    def __call__(self, settings: Settings) -> PrepareApi:
-        key = (settings.api_url, settings.api_token, settings.retries)
-        if key not in self._clients:
-            from ._api import SynthflowClient
-
-            self._clients[key] = SynthflowClient(settings.api_url, settings.api_token, settings.retries, self._pool_size)
-        return self._clients[key]
-
-
-def to_e164(raw: str, region: str, role: str) -> str:
-    """Normalise through phonenumbers, imported on first use."""
-    from ._numbers import to_e164 as normalise
-
-    return normalise(raw, region, role)
-
-
 def main(argv: Optional[list] = None) -> int:
     """Run one classic AGI hand-off on this process's stdin/stdout; always exit 0."""
     watch = SighupWatch()
@@ -118,8 +96,8 @@ def main(argv: Optional[list] = None) -> int:
             base = exc
         if not isinstance(base, ConfigError):
             configure(base.get("log", "stderr"), secrets=[base.get("api_token", "")])
-        clients = ClientCache()
-        edges = Edges(api_for=lambda s: _AbortableApi(clients(s), watch), to_e164=to_e164, clock=time.monotonic)
+        api_for = wrap_api(ClientCache(), lambda api: _AbortableApi(api, watch))
+        edges = Edges(api_for=api_for, to_e164=to_e164, clock=time.monotonic)
         call = CallInfo.from_env(channel.env)
         outcome = hand_off(channel, call, base, edges)
         LOGGER.info(call_line(call, outcome))

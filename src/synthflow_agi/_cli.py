@@ -51,6 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--to", dest="to_number", help="the agent's number (default: agent_number)")
     prepare.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="a custom variable (repeatable)")
     prepare.set_defaults(run=_prepare)
+    fastagi = commands.add_parser("fastagi", help="serve agi://HOST:PORT/synthflow for many calls at once")
+    fastagi.add_argument("--listen", default="127.0.0.1:4573", help="address to listen on (default 127.0.0.1:4573)")
+    fastagi.add_argument("--max-connections", type=int, default=500, help="calls served at once; more are refused")
+    fastagi.add_argument("--read-timeout", type=float, default=30.0, help="seconds to wait on a silent peer")
+    fastagi.add_argument("--grace", type=float, default=30.0, help="seconds SIGTERM waits for calls in flight")
+    fastagi.add_argument("--summary-interval", type=float, default=300.0, help="seconds between summary log lines")
+    fastagi.set_defaults(run=_fastagi)
     return parser
 
 
@@ -90,6 +97,17 @@ def _prepare(args: argparse.Namespace) -> int:
     )
     _print_answer(settings, request)
     return 0
+
+
+def _fastagi(args: argparse.Namespace) -> int:
+    from ._fastagi import serve
+    from ._logging import configure
+
+    configure("stderr")
+    try:
+        return serve(args.listen, args.max_connections, args.read_timeout, args.grace, args.summary_interval)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from exc
 
 
 def _print_answer(settings, request: PrepareRequest) -> None:

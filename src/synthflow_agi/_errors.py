@@ -107,5 +107,10 @@ class ChannelHungUp(Exception):
     """The caller is gone: SIGHUP, ``HANGUP``, ``result=-1`` or 511.
 
     Deliberately not a ``SynthflowAgiError``: a hangup is an outcome, not a
-    failure of this program.
+    failure of this program. ``before_exec`` marks an application that was
+    never started because the caller had already left.
     """
+
+    def __init__(self, reason: str, before_exec: bool = False) -> None:
+        super().__init__(reason)
+        self.before_exec = before_exec

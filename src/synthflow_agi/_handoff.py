@@ -157,7 +157,9 @@ def _run_blocking(channel: Channel, application: str, arguments: str) -> bool:
     """
     try:
         channel.exec(application, arguments)
-    except ChannelHungUp:
+    except ChannelHungUp as exc:
+        if exc.before_exec:
+            raise
         return True
     return False
 

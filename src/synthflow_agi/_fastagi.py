@@ -1,0 +1,238 @@
+"""FastAGI: a long-lived server that runs the same hand-off core for many calls at once.
+
+One thread per call keeps pyst2 (a blocking codec) and requests as they
+are; a slow API or a long Dial holds only its own thread. The HTTP pool is
+shared, so a warm keep-alive connection serves the next call.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import socketserver
+import threading
+import time
+from typing import Mapping, Optional, Tuple, Union
+
+from ._agi import AgiChannel
+from ._call import CallInfo
+from ._edges import ClientCache, to_e164
+from ._errors import ChannelHungUp, ConfigError
+from ._handoff import Edges, hand_off
+from ._logging import LOGGER, call_line
+from ._settings import load_sources
+
+ROUTE = "synthflow"
+DEFAULT_PORT = 4573
+# Each call thread needs little stack; capping it keeps hundreds of
+# concurrent calls within a small resident and virtual footprint.
+THREAD_STACK_BYTES = 512 * 1024
+
+
+class SocketChannel(AgiChannel):
+    """An AgiChannel on a socket: silent peers time out, except while Transfer/Dial run."""
+
+    def __init__(self, sock: socket.socket, read_timeout: float) -> None:
+        self._socket = sock
+        self._read_timeout = read_timeout
+        sock.settimeout(read_timeout)
+        super().__init__(
+            sock.makefile("r", encoding="utf-8", errors="replace", newline="\n"),
+            sock.makefile("w", encoding="utf-8", errors="replace", newline="\n"),
+        )
+
+    def exec(self, application: str, arguments: str) -> int:
+        # Dial returns only when the bridged conversation ends, and Transfer
+        # when the REFER settles; neither is a silent peer.
+        self._socket.settimeout(None)
+        try:
+            return super().exec(application, arguments)
+        finally:
+            self._socket.settimeout(self._read_timeout)
+
+
+class Stats:
+    """Counts for the periodic and on-exit summary lines."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_status: "collections.Counter[str]" = collections.Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.rejected = 0
+        self.failed = 0
+
+    def begin(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def end(self, status: Optional[str]) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            if status is None:
+                self.failed += 1
+            else:
+                self.by_status[status] += 1
+
+    def line(self) -> str:
+        """Format the summary as one logfmt line."""
+        with self._lock:
+            statuses = " ".join(f"{key.lower()}={value}" for key, value in sorted(self.by_status.items()))
+            return (f"summary calls={sum(self.by_status.values())} {statuses} in_flight={self.in_flight} "
+                    f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed}").replace("  ", " ")
+
+
+class FastAgiServer(socketserver.ThreadingTCPServer):
+    """Serves ``agi://host:port/synthflow``; bounded in connections and patient with slow calls."""
+
+    allow_reuse_address = True
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: Tuple[str, int], environ: Mapping[str, str], max_connections: int = 500,
+                 read_timeout: float = 30.0, summary_interval: float = 300.0) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.request_queue_size = min(max_connections, 1024)
+        super().__init__(address, socketserver.BaseRequestHandler, bind_and_activate=True)
+        self._environ = environ
+        self.base: Union[Mapping[str, str], ConfigError] = _load(environ)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._read_timeout = read_timeout
+        self._clients = ClientCache(pool_size=max_connections)
+        self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic)
+        self._summary_interval = summary_interval
+        self._next_summary = time.monotonic() + summary_interval
+        self._idle = threading.Condition()
+        self.stats = Stats()
+
+    def reload(self) -> None:
+        """Re-read the settings; a broken file keeps the previous working ones."""
+        fresh = _load(self._environ)
+        if isinstance(fresh, ConfigError) and not isinstance(self.base, ConfigError):
+            LOGGER.error("reload refused, keeping the previous settings: %s", fresh.reason)
+            return
+        self.base = fresh
+        LOGGER.info("settings reloaded%s", f" with an error: {fresh.reason}" if isinstance(fresh, ConfigError) else "")
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Closing at once makes AGI() fail fast (AGISTATUS=FAILURE) and the
+            # dialplan falls back, instead of the call waiting in a queue.
+            self.stats.rejected += 1
+            LOGGER.warning("at capacity, refused a connection from %s", client_address[0])
+            self.shutdown_request(request)
+            return
+        self.stats.begin()
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._finished(None)
+            raise
+
+    def finish_request(self, request, client_address) -> None:
+        status = None
+        try:
+            status = self._serve_call(request)
+        finally:
+            self._finished(status)
+
+    def _finished(self, status: Optional[str]) -> None:
+        self.stats.end(status)
+        self._slots.release()
+        with self._idle:
+            self._idle.notify_all()
+
+    def _serve_call(self, sock: socket.socket) -> Optional[str]:
+        try:
+            channel = SocketChannel(sock, self._read_timeout)
+        except (OSError, ChannelHungUp) as exc:
+            LOGGER.warning("no AGI environment from the peer: %s", exc)
+            return None
+        base = self.base
+        script = channel.env.get("agi_network_script", "").strip("/")
+        if script != ROUTE:
+            base = ConfigError(f"unknown FastAGI script {script[:40]!r}; the route is agi://host:port/{ROUTE}")
+        call = CallInfo.from_env(channel.env)
+        outcome = hand_off(channel, call, base, self._edges)
+        LOGGER.info(call_line(call, outcome))
+        return outcome.status.value
+
+    def service_actions(self) -> None:
+        if time.monotonic() >= self._next_summary:
+            self._next_summary = time.monotonic() + self._summary_interval
+            LOGGER.info(self.stats.line())
+
+    def drain(self, grace: float) -> bool:
+        """Wait up to ``grace`` seconds for calls in flight; return whether all finished."""
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self.stats.in_flight and time.monotonic() < deadline:
+                self._idle.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
+        return self.stats.in_flight == 0
+
+    def close(self) -> None:
+        """Release the listening socket and the HTTP pool."""
+        self.server_close()
+        self._clients.close()
+
+
+def _load(environ: Mapping[str, str]) -> Union[Mapping[str, str], ConfigError]:
+    try:
+        return load_sources(environ)
+    except ConfigError as exc:
+        return exc
+
+
+def parse_listen(text: str) -> Tuple[str, int]:
+    """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573).
+
+    >>> parse_listen('127.0.0.1:4573'), parse_listen('[::1]:4600'), parse_listen('localhost')
+    (('127.0.0.1', 4573), ('::1', 4600), ('localhost', 4573))
+    """
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, ""
+    try:
+        return host or "127.0.0.1", int(port) if port else DEFAULT_PORT
+    except ValueError:
+        raise ConfigError(f"--listen {text!r} is not host:port") from None
+
+
+def serve(listen: str, max_connections: int, read_timeout: float, grace: float, summary_interval: float) -> int:
+    """Run the server until SIGTERM/SIGINT; SIGHUP reloads the settings."""
+    from ._logging import configure
+
+    threading.stack_size(THREAD_STACK_BYTES)
+    server = FastAgiServer(parse_listen(listen), os.environ, max_connections, read_timeout, summary_interval)
+    if isinstance(server.base, ConfigError):
+        LOGGER.error("starting with a configuration error; every call gets CONFIG_ERROR: %s", server.base.reason)
+    else:
+        configure(server.base.get("log", "stderr"), secrets=[server.base.get("api_token", "")])
+    stopping = threading.Event()
+
+    def stop(signum, frame) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            # shutdown() waits for serve_forever, which runs in this very thread.
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: server.reload())
+    host, port = server.server_address[:2]
+    LOGGER.info("FastAGI listening on agi://%s:%d/%s (max %d calls)", host, port, ROUTE, max_connections)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.socket.close()
+        drained = server.drain(grace)
+        LOGGER.info("%s%s", server.stats.line(), "" if drained else f" (grace of {grace:g}s ran out)")
+        server.close()
+    return 0
