@@ -1,0 +1,120 @@
+"""E2E fixtures: one lab (Asterisk 22 container + API model) per session, peers per test.
+
+The lab never skips: if it cannot be built or started, every E2E test fails with the
+reason.  After each test, Asterisk's log and stderr must hold no Python traceback and no
+API token (issue 3, item 8).
+"""
+import contextlib
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lab_* modules
+
+from lab_build import CACHE, REPO, ensure_lab_image, say  # noqa: E402
+from lab_peers import ApiModel, Sipp  # noqa: E402
+from lab_run import CUSTOMER, AsteriskLab  # noqa: E402
+
+E2E_DIR = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def uncaptured(config):
+    """Let progress lines of long set-up steps reach the terminal while pytest captures."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        yield
+        return
+    with capman.global_and_fixture_disabled():
+        yield
+
+
+class Lab:
+    def __init__(self, asterisk, model, run_dir, token):
+        self.asterisk = asterisk
+        self.model = model
+        self.run_dir = run_dir
+        self.token = token
+
+
+@pytest.fixture(scope="session")
+def lab(pytestconfig):
+    token = "e2e-secret-" + secrets.token_hex(12)
+    run_dir = CACHE / "run-pytest"
+    shutil.rmtree(str(run_dir), ignore_errors=True)
+    asterisk = model = None
+    try:
+        with uncaptured(pytestconfig):
+            engine, image = ensure_lab_image("sid")
+            model = ApiModel(run_dir, token).start()
+            asterisk = AsteriskLab(engine, image, run_dir)
+            say("starting Asterisk in the lab container")
+            asterisk.start({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": token},
+                           mounts=[(E2E_DIR, "/etc/asterisk/e2e")])
+    except Exception as exc:  # noqa: BLE001 - any set-up failure is the E2E suite failing
+        if asterisk:
+            asterisk.stop()
+        if model:
+            model.stop()
+        pytest.fail("E2E lab could not start: %s" % exc, pytrace=False)
+    try:
+        yield Lab(asterisk, model, run_dir, token)
+    finally:
+        asterisk.stop()
+        model.stop()
+
+
+class Call:
+    """What one test needs: its peers, its slice of the log, the API model's record."""
+
+    def __init__(self, lab, scenario_dir, test_name):
+        self.lab = lab
+        self.asterisk = lab.asterisk
+        self.model = lab.model
+        self.scenario_dir = scenario_dir
+        self.test_name = test_name
+        self.peers = []
+        self.mark = lab.asterisk.mark()
+
+    def sipp(self, name, xml, port, remote=None, transport="udp", **kw):
+        """Start a SIPp from this scenario's sipp/ folder (a UAC when remote is given)."""
+        peer = Sipp(self.lab.run_dir / self.test_name, name, self.scenario_dir / "sipp" / xml, port,
+                    remote=remote, transport=transport, **kw)
+        self.peers.append(peer)
+        return peer.start()
+
+    def originate(self, context, variables, endpoint="customer", number=CUSTOMER):
+        self.asterisk.originate("PJSIP/%s@%s" % (number, endpoint), context, variables)
+
+    def result(self, timeout=20):
+        return self.asterisk.result(self.mark, timeout)
+
+    def posts(self):
+        return [r for r in self.model.requests() if r.get("method") == "POST"
+                and str(r.get("path", "")).endswith("/prepare_inbound")]
+
+    def log(self):
+        return self.asterisk.since(self.mark)
+
+    def close(self):
+        for peer in self.peers:
+            peer.stop()
+
+
+@pytest.fixture
+def call(lab, request):
+    scenario_dir = Path(str(request.fspath)).parent
+    if not lab.model.proc or lab.model.proc.poll() is not None:
+        lab.model.start()  # a previous test took the API down
+    lab.model.reset()
+    current = Call(lab, scenario_dir, request.node.name)
+    try:
+        yield current
+    finally:
+        current.close()
+    problems = lab.asterisk.hygiene_problems(current.mark, [lab.token])
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

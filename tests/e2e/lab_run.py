@@ -1,0 +1,176 @@
+"""Run the lab container: start Asterisk, talk to its CLI, place calls, read its log.
+
+Asterisk's full log and its stderr (where the AGI program's own log lines and any Python
+traceback land) are bind-mounted into the run directory, so the tests read them directly.
+"""
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from lab_build import run, say
+
+OWNER_LABEL = "synthflow.e2e.owner"
+# Loopback ports, as docker/asterisk/pjsip.conf knows them.
+ASTERISK_SIP_PORT = 15060
+CUSTOMER_UAS, CUSTOMER_UAC, CUSTOMER_TCP, SYNTHFLOW, HUMANS = 15070, 15071, 15072, 32681, 15090
+AGENT = "+14155550123"  # agent_number in docker/asterisk/synthflow.conf
+CUSTOMER = "+12125550199"
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \"[^\"]+\", line \d+", re.M)
+
+
+def port_in_use(port, proto="udp"):
+    """True when something on this host listens on 127.0.0.1:port (or any address)."""
+    hexport = ":%04X" % port
+    for table in ("/proc/net/%s" % proto, "/proc/net/%s6" % proto):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].endswith(hexport) and (proto == "udp" or fields[3] == "0A"):
+                return True
+    return False
+
+
+def wait_for_port(port, proto, timeout, what):
+    deadline = time.time() + timeout
+    while not port_in_use(port, proto):
+        if time.time() > deadline:
+            raise RuntimeError("%s did not bind 127.0.0.1:%d/%s within %ss" % (what, port, proto, timeout))
+        time.sleep(0.05)
+
+
+class AsteriskLab:
+    def __init__(self, engine, image, run_dir):
+        self.engine = engine
+        self.image = image
+        self.log_dir = Path(run_dir) / "asterisk-log"
+        self.cid = None
+
+    # ------------------------------------------------------------ life cycle
+    def remove_stale(self):
+        """Remove lab containers left by harness processes that are gone (killed runs)."""
+        out = run([self.engine.cli, "ps", "-a", "--filter", "label=%s" % OWNER_LABEL,
+                   "--format", '{{.ID}} {{index .Labels "%s"}}' % OWNER_LABEL])
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit() and not Path("/proc/%s" % parts[1]).exists():
+                say("removing stale lab container %s" % parts[0])
+                subprocess.run([self.engine.cli, "rm", "-f", parts[0]],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self, env, mounts=()):
+        """mounts: (host path, container path) pairs, mounted read-only."""
+        self.remove_stale()
+        if port_in_use(ASTERISK_SIP_PORT, "udp"):
+            raise RuntimeError("127.0.0.1:%d/udp is taken: another Asterisk lab is running?" % ASTERISK_SIP_PORT)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for old in self.log_dir.iterdir():
+            old.unlink()
+        args = self.engine.run_args() + ["-d", "--label", "%s=%d" % (OWNER_LABEL, os.getpid()),
+                                         "-v", "%s:/var/log/asterisk" % self.log_dir]
+        for host, inside in mounts:
+            args += ["-v", "%s:%s:ro" % (host, inside)]
+        for key, value in sorted(env.items()):
+            args += ["-e", "%s=%s" % (key, value)]
+        # stderr into the log folder: the AGI program logs there, and so would a traceback.
+        args += [self.image, "sh", "-c", "exec asterisk -f -n 2>>/var/log/asterisk/stderr.log"]
+        self.cid = run(args).strip().splitlines()[-1]
+        deadline = time.time() + 60
+        while True:
+            proc = self.exec_(["asterisk", "-rx", "core waitfullybooted"], check=False)
+            if proc.returncode == 0 and "fully booted" in proc.stdout:
+                break
+            if time.time() > deadline or not self.running():
+                raise RuntimeError("Asterisk did not boot in the lab container:\n%s\n%s" % (
+                    proc.stdout[-2000:], self.read("full")[-3000:]))
+            time.sleep(0.3)
+        wait_for_port(ASTERISK_SIP_PORT, "udp", 10, "Asterisk")
+        self.cli("agi set debug on")  # the AGI command trace, for diagnosis in the full log
+
+    def running(self):
+        out = subprocess.run([self.engine.cli, "inspect", "--format", "{{.State.Running}}", self.cid],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
+        return out.stdout.strip() == "true"
+
+    def stop(self):
+        if self.cid:
+            subprocess.run([self.engine.cli, "stop", "-t", "3", self.cid],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run([self.engine.cli, "rm", "-f", self.cid],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.cid = None
+
+    # ------------------------------------------------------------ commands
+    def exec_(self, argv, stdin_text=None, check=True):
+        proc = subprocess.run([self.engine.cli, "exec", "-i", self.cid] + argv, input=stdin_text,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        if check and proc.returncode != 0:
+            raise RuntimeError("%s failed: %s" % (" ".join(argv), proc.stdout[-2000:]))
+        return proc
+
+    def cli(self, command):
+        return self.exec_(["asterisk", "-rx", command]).stdout
+
+    def originate(self, channel, context, variables, exten="s"):
+        """Place a call the way a dialer does: a call file, moved into the spool atomically."""
+        lines = ["Channel: %s" % channel, "Context: %s" % context, "Extension: %s" % exten,
+                 "Priority: 1", "MaxRetries: 0", "WaitTime: 15"]
+        for name, value in variables.items():
+            if "\n" in value or "\r" in value:
+                raise ValueError("a call file value cannot hold a line break")
+            # In call files ';' starts a comment unless escaped; nothing else is special.
+            lines.append("Setvar: %s=%s" % (name, value.replace(";", "\\;")))
+        name = "lab-%s.call" % uuid.uuid4().hex[:12]
+        script = ('cat > /var/spool/asterisk/tmp/{0} && mv /var/spool/asterisk/tmp/{0} '
+                  '/var/spool/asterisk/outgoing/{0}').format(name)
+        self.exec_(["sh", "-c", script], stdin_text="\n".join(lines) + "\n")
+
+    # ------------------------------------------------------------ evidence
+    def read(self, name="full"):
+        try:
+            return (self.log_dir / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def mark(self):
+        """Log positions; pass to since()/wait_for() to look only at what came after."""
+        return {name: len(self.read(name)) for name in ("full", "stderr.log")}
+
+    def since(self, mark, name="full"):
+        return self.read(name)[mark.get(name, 0):]
+
+    def wait_for(self, pattern, mark, timeout=20):
+        regex = re.compile(pattern)
+        deadline = time.time() + timeout
+        while True:
+            found = regex.search(self.since(mark))
+            if found:
+                return found
+            if time.time() > deadline:
+                raise AssertionError("no log line matching %r within %ss; log tail:\n%s" % (
+                    pattern, timeout, self.since(mark)[-4000:]))
+            time.sleep(0.1)
+
+    def result(self, mark, timeout=20):
+        """The dialplan's own verdict: the SYNTHFLOW_RESULT line of extensions.conf.sample."""
+        found = self.wait_for(r"SYNTHFLOW_RESULT status=(\S*) call_id=(\S*) target=(\S*) error=(.*)",
+                              mark, timeout)
+        return {"status": found.group(1), "call_id": found.group(2), "target": found.group(3),
+                "error": found.group(4).strip()}
+
+    def hygiene_problems(self, mark, secrets):
+        """Python tracebacks or secrets in Asterisk's log or stderr since mark (issue 3, item 8)."""
+        problems = []
+        for name in ("full", "stderr.log"):
+            text = self.since(mark, name)
+            if TRACEBACK.search(text):
+                problems.append("Python traceback in %s:\n%s" % (name, text[-3000:]))
+            for secret in secrets:
+                if secret and secret in text:
+                    problems.append("secret %s... appears in %s" % (secret[:4], name))
+        return problems
