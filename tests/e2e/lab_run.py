@@ -145,7 +145,7 @@ class AsteriskLab:
         return self.read(name)[mark.get(name, 0):]
 
     def wait_for(self, pattern, mark, timeout=20):
-        regex = re.compile(pattern)
+        regex = re.compile(pattern, re.M)
         deadline = time.time() + timeout
         while True:
             found = regex.search(self.since(mark))
@@ -158,7 +158,8 @@ class AsteriskLab:
 
     def result(self, mark, timeout=20):
         """The dialplan's own verdict: the SYNTHFLOW_RESULT line of extensions.conf.sample."""
-        found = self.wait_for(r"SYNTHFLOW_RESULT status=(\S*) call_id=(\S*) target=(\S*) error=(.*)",
+        # the line Verbose() prints, not the "Executing [...] Verbose(...)" trace before it
+        found = self.wait_for(r"app_verbose\.c: SYNTHFLOW_RESULT status=(\S*) call_id=(\S*) target=(\S*) error=(.*)$",
                               mark, timeout)
         return {"status": found.group(1), "call_id": found.group(2), "target": found.group(3),
                 "error": found.group(4).strip()}
