@@ -14,9 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lab_* modules
 
+import lab_sip_log  # noqa: E402
 from lab_build import CACHE, REPO, ensure_lab_image, say  # noqa: E402
 from lab_peers import ApiModel, Sipp  # noqa: E402
-from lab_run import CUSTOMER, AsteriskLab  # noqa: E402
+from lab_run import ASTERISK_SIP_PORT, CUSTOMER, CUSTOMER_UAC, AsteriskLab  # noqa: E402
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -88,6 +89,14 @@ class Call:
 
     def originate(self, context, variables, endpoint="customer", number=CUSTOMER):
         self.asterisk.originate("PJSIP/%s@%s" % (number, endpoint), context, variables)
+
+    def inbound(self, xml, mode="", api_timeout="", number="+14155550100"):
+        """A SIPp customer calling in; X-Lab-* headers carry per-call overrides."""
+        return self.sipp("caller", xml, CUSTOMER_UAC, remote="127.0.0.1:%d" % ASTERISK_SIP_PORT,
+                         service=number, keys={"mode": mode, "api_timeout": api_timeout})
+
+    def sip_messages(self):
+        return lab_sip_log.parse(self.log())
 
     def result(self, timeout=20):
         return self.asterisk.result(self.mark, timeout)
