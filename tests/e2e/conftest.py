@@ -15,11 +15,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lab_* modules
 
 import lab_sip_log  # noqa: E402
-from lab_build import CACHE, REPO, ensure_lab_image, say  # noqa: E402
-from lab_peers import ApiModel, Sipp  # noqa: E402
-from lab_run import ASTERISK_SIP_PORT, CUSTOMER, CUSTOMER_UAC, AsteriskLab  # noqa: E402
-
-E2E_DIR = Path(__file__).resolve().parent
+from lab_build import CACHE  # noqa: E402
+from lab_peers import Sipp, start_lab  # noqa: E402
+from lab_run import ASTERISK_SIP_PORT, CUSTOMER, CUSTOMER_UAC  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -46,26 +44,20 @@ def lab(pytestconfig):
     token = "e2e-secret-" + secrets.token_hex(12)
     run_dir = CACHE / "run-pytest"
     shutil.rmtree(str(run_dir), ignore_errors=True)
-    asterisk = model = None
     try:
         with uncaptured(pytestconfig):
-            engine, image = ensure_lab_image("sid")
-            model = ApiModel(run_dir, token).start()
-            asterisk = AsteriskLab(engine, image, run_dir)
-            say("starting Asterisk in the lab container")
-            asterisk.start({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": token},
-                           mounts=[(E2E_DIR, "/etc/asterisk/e2e")])
+            asterisk, model = start_lab(run_dir, token)
     except Exception as exc:  # noqa: BLE001 - any set-up failure is the E2E suite failing
-        if asterisk:
-            asterisk.stop()
-        if model:
-            model.stop()
         pytest.fail("E2E lab could not start: %s" % exc, pytrace=False)
     try:
         yield Lab(asterisk, model, run_dir, token)
+        # Whole-session sweep too: output between tests (e.g. a late traceback) counts.
+        problems = asterisk.hygiene_problems({}, [token])
     finally:
         asterisk.stop()
         model.stop()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 class Call:

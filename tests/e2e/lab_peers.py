@@ -156,3 +156,25 @@ class ApiModel:
 
     def requests(self):
         return self._call("GET", "/_model/requests")
+
+
+def start_lab(run_dir, token, suite="sid"):
+    """Image (cached), API model, Asterisk container: returns (asterisk, model), both running.
+
+    tests/e2e is mounted so that each scenario's configs/extensions.conf is loaded.
+    """
+    from lab_build import ensure_lab_image, say
+    from lab_run import AsteriskLab
+
+    engine, image = ensure_lab_image(suite)
+    model = ApiModel(run_dir, token).start()
+    asterisk = AsteriskLab(engine, image, run_dir)
+    say("starting Asterisk in the lab container")
+    try:
+        asterisk.start({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": token},
+                       mounts=[(Path(__file__).resolve().parent, "/etc/asterisk/e2e")])
+    except BaseException:
+        asterisk.stop()
+        model.stop()
+        raise
+    return asterisk, model
