@@ -205,6 +205,9 @@ def ensure_lab_image(suite="sid", offline=True):
         if offline:
             args += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/opt/wheels"]
         run(engine.build_args() + args + ["-f", str(ctx / "docker" / "Dockerfile"), "-t", image, str(ctx)])
+        # The image this build replaced is now untagged: drop it (only ours, by label).
+        subprocess.run([engine.cli, "image", "prune", "-f", "--filter", "label=%s" % LABEL],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     say("lab image ready in %.0f s" % (time.time() - started))
     return engine, image
 

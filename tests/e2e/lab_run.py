@@ -168,10 +168,24 @@ class AsteriskLab:
         """Python tracebacks or secrets in Asterisk's log or stderr since mark (issue 3, item 8)."""
         problems = []
         for name in ("full", "stderr.log"):
-            text = self.since(mark, name)
-            if TRACEBACK.search(text):
-                problems.append("Python traceback in %s:\n%s" % (name, text[-3000:]))
-            for secret in secrets:
-                if secret and secret in text:
-                    problems.append("secret %s... appears in %s" % (secret[:4], name))
+            problems += text_problems(self.since(mark, name), name, secrets)
         return problems
+
+
+def text_problems(text, where, secrets):
+    """
+    >>> text_problems('ok\\nTraceback (most recent call last):\\n  File "x.py", line 1', "log", [])
+    ['Python traceback in log: Traceback (most recent call last):\\n  File "x.py", line 1']
+    >>> text_problems("Authorization: Bearer tok-123", "log", ["tok-123"])
+    ['secret tok-... appears in log']
+    >>> text_problems("all good", "log", ["tok-123", ""])
+    []
+    """
+    problems = []
+    found = TRACEBACK.search(text)
+    if found:
+        problems.append("Python traceback in %s: %s" % (where, text[found.start():found.start() + 3000]))
+    for secret in secrets:
+        if secret and secret in text:
+            problems.append("secret %s... appears in %s" % (secret[:4], where))
+    return problems
