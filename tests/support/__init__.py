@@ -1,0 +1,1 @@
+"""Test support: the Synthflow API model and the scripted AGI peer."""
