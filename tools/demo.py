@@ -89,13 +89,15 @@ def show(model, token, result, log_text):
         section("API request")
         print("%s %s" % (request.get("method"), request.get("path")))
         print(json.dumps(masked_headers(request.get("headers"), token), indent=2))
-        print(json.dumps(request.get("json"), indent=2, ensure_ascii=False))
-        section("API response")
-        response = request.get("response")
-        if response is None:  # the model's record may lack it: its "ok" answer is fixed
-            response = {"status": 200, "body": {"call_status": "registered",
-                                                "synthflow_call_id": result["call_id"]}}
-        print(json.dumps(response, indent=2, ensure_ascii=False))
+        body = request.get("body") or {}
+        print(json.dumps(body, indent=2, ensure_ascii=False))
+        section("API response (the model's scripted behaviour %s)" % json.dumps(request.get("behaviour")))
+        # What tests/support/synthflow_model.py answers for "ok": it echoes the request.
+        print("200 OK")
+        print(json.dumps({"call_status": "registered", "synthflow_call_id": result["call_id"],
+                          "direction": "inbound", "model_id": body.get("model_id"),
+                          "workspace_id": body.get("workspace_id"),
+                          "custom_variables": body.get("custom_variables")}, indent=2, ensure_ascii=False))
     section("dialplan status")
     print(" ".join("SYNTHFLOW_%s=%s" % (k.upper(), v) for k, v in result.items()))
     section("SIP ladder (as Asterisk sent and received it)")

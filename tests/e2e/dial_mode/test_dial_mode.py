@@ -27,7 +27,7 @@ def test_dial_mode_bridges_with_x_ei_and_exact_custom_variables(call):
     customer.assert_passed()
     assert call.result()["status"] == "SUCCESS"
     (post,) = call.posts()
-    assert post["json"]["from_number"] == "+12125550199"
-    assert post["json"]["to_number"] == AGENT
-    assert post["json"]["custom_variables"] == {"customer_name": TRICKY_NAME, "note": TRICKY_NOTE,
+    assert post["body"]["from_number"] == "+12125550199"
+    assert post["body"]["to_number"] == AGENT
+    assert post["body"]["custom_variables"] == {"customer_name": TRICKY_NAME, "note": TRICKY_NOTE,
                                                 "campaign": "spring"}

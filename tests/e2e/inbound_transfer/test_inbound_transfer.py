@@ -14,6 +14,6 @@ def test_inbound_call_is_referred_to_the_agent_with_x_ei(call):
     caller.assert_passed()
     assert call.result()["status"] == "SUCCESS"
     (post,) = call.posts()
-    assert post["json"]["from_number"] == CUSTOMER
-    assert post["json"]["to_number"] == AGENT
-    assert post["json"]["custom_variables"] == {"dialed_number": "+14155550100"}
+    assert post["body"]["from_number"] == CUSTOMER
+    assert post["body"]["to_number"] == AGENT
+    assert post["body"]["custom_variables"] == {"dialed_number": "+14155550100"}

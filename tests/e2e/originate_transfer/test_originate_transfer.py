@@ -16,6 +16,6 @@ def test_originated_call_is_referred_to_the_agent_with_x_ei(call):
     assert call.result() == {"status": "SUCCESS", "call_id": CALL_ID, "error": "",
                              "target": "sip:%s@127.0.0.1:32681" % AGENT}
     (post,) = call.posts()
-    assert post["json"] == {"from_number": CUSTOMER, "to_number": AGENT, "model_id": "lab-model",
+    assert post["body"] == {"from_number": CUSTOMER, "to_number": AGENT, "model_id": "lab-model",
                             "workspace_id": "lab-workspace",
                             "custom_variables": {"customer_name": "Jane Doe", "campaign": "spring"}}
