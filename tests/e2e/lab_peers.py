@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from lab_build import REPO
-from lab_run import wait_for_port
+from lab_run import port_in_use, wait_for_port
 
 MODEL_SCRIPT = REPO / "tests" / "support" / "synthflow_model.py"
 
@@ -57,10 +57,13 @@ class Sipp:
         self.cmd = cmd
 
     def start(self):
+        proto = "tcp" if self.transport == "tcp" else "udp"
+        if port_in_use(self.port, proto):
+            raise RuntimeError("127.0.0.1:%d/%s is already taken (a leftover SIPp?)" % (self.port, proto))
         self._out = open(str(self.dir / "screen.log"), "w")
         self.proc = subprocess.Popen(self.cmd, cwd=str(self.dir), stdin=subprocess.DEVNULL,
                                      stdout=self._out, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, "tcp" if self.transport == "tcp" else "udp", 10, "SIPp %s" % self.name)
+        wait_for_port(self.port, proto, 10, "SIPp %s" % self.name)
         return self
 
     def wait(self, timeout=40):
