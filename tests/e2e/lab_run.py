@@ -54,14 +54,15 @@ class AsteriskLab:
     # ------------------------------------------------------------ life cycle
     def remove_stale(self):
         """Remove lab containers left by harness processes that are gone (killed runs)."""
-        out = run([self.engine.cli, "ps", "-a", "--filter", "label=%s" % OWNER_LABEL,
-                   "--format", '{{.ID}} {{index .Labels "%s"}}' % OWNER_LABEL])
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit() and not Path("/proc/%s" % parts[1]).exists():
-                say("removing stale lab container %s" % parts[0])
-                subprocess.run([self.engine.cli, "rm", "-f", parts[0]],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ids = run([self.engine.cli, "ps", "-a", "-q", "--filter", "label=%s" % OWNER_LABEL]).split()
+        for cid in ids:
+            owner = run([self.engine.cli, "inspect", "--format",
+                         '{{index .Config.Labels "%s"}}' % OWNER_LABEL, cid]).strip()
+            if owner.isdigit() and not Path("/proc/%s" % owner).exists():
+                say("removing stale lab container %s (its harness process %s is gone)" % (cid, owner))
+                for verb in ("kill", "rm"):  # kill first: rm -f would wait out a stop timeout
+                    subprocess.run([self.engine.cli, verb, cid],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self, env, mounts=()):
         """mounts: (host path, container path) pairs, mounted read-only."""
