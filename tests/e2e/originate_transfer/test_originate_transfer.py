@@ -1,4 +1,6 @@
 """originate_transfer: the product's main flow, REFER with X-EI in the Refer-To URI."""
+import re
+
 import pytest
 
 from lab_run import AGENT, CUSTOMER, CUSTOMER_UAS
@@ -19,3 +21,14 @@ def test_originated_call_is_referred_to_the_agent_with_x_ei(call):
     assert post["body"] == {"from_number": CUSTOMER, "to_number": AGENT, "model_id": "lab-model",
                             "workspace_id": "lab-workspace",
                             "custom_variables": {"customer_name": "Jane Doe", "campaign": "spring"}}
+
+
+@pytest.mark.e2e
+def test_amd_branch_hands_off_a_call_that_is_not_a_machine(call):
+    """With USE_AMD=1 the sample runs AMD(); a non-MACHINE verdict still goes to the agent by REFER."""
+    call.model.script({"kind": "ok", "call_id": CALL_ID})
+    customer = call.sipp("customer", "customer_accepts_refer.xml", CUSTOMER_UAS)
+    call.originate("e2e-originate-transfer", {"CUSTOMER_NUMBER": CUSTOMER, "USE_AMD": "1"})
+    customer.assert_passed()
+    assert call.result()["status"] == "SUCCESS"
+    assert re.search(r"Executing \[s@synthflow-outbound:\d+\] AMD\(", call.log())  # AMD really ran
