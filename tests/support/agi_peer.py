@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -53,6 +54,10 @@ def parse_args(line: str) -> List[str]:
     ['SET', 'VARIABLE', 'X', 'ab cd']
     >>> parse_args(r'VERBOSE a\ b  1')
     ['VERBOSE', 'a b', '1']
+    >>> parse_args('EXEC Dial "PJSIP/synthflow/sip:+15557654321@h:5060,30,b(p^s^1)"')
+    ['EXEC', 'Dial', 'PJSIP/synthflow/sip:+15557654321@h:5060,30,b(p^s^1)']
+    >>> parse_args('SET VARIABLE "A" "x" ""')
+    ['SET', 'VARIABLE', 'A', 'x', '']
     """
     words: List[str] = []
     cur: List[str] = []
@@ -124,6 +129,7 @@ class AgiResult:
         self.verboses: List[str] = []
         self.timed_out = False
         self.sighup_sent = False
+        self.seconds = 0.0  # wall time of the whole run, for generous hang-catching bounds
 
     @property
     def status(self) -> Optional[str]:
@@ -146,6 +152,8 @@ class AgiPeer:
     ``sighup_on``: an Event or a blocking callable; when it fires, the channel hangs up and
     the process gets SIGHUP (e.g. ``lambda: model.wait_for_request(10)``).
     ``minus_one_at``: reply ``200 result=-1`` to the first command matched.
+    ``force_replies``: ``[(matcher, reply line), ...]``, each used once, e.g. a 511 where
+    the program would not otherwise get one.
     """
 
     def __init__(self, args: Sequence[str] = (), variables: Optional[Dict[str, str]] = None,
@@ -154,6 +162,7 @@ class AgiPeer:
                  transfer_protocol: str = "0", dial_status: str = "ANSWER",
                  hangup_at: Matcher = None, hangup_sends_sighup: bool = False,
                  sighup_on: Trigger = None, minus_one_at: Matcher = None,
+                 force_replies: Sequence[Tuple[Matcher, str]] = (),
                  program: Optional[Sequence[str]] = None):
         self.args = list(args)
         self.agi_type = agi_type
@@ -165,6 +174,7 @@ class AgiPeer:
         self.dial_status = dial_status
         self.hangup_at, self.hangup_sends_sighup = hangup_at, hangup_sends_sighup
         self.sighup_on, self.minus_one_at = sighup_on, minus_one_at
+        self.force_replies = list(force_replies)
         self.program = list(program) if program else [sys.executable, str(AGI_SCRIPT)]
         self.dead = False
         self._proc: Any = None
@@ -190,6 +200,10 @@ class AgiPeer:
         if _matches(self.minus_one_at, index, words):
             self.minus_one_at = None
             return "200 result=-1"
+        for i, (matcher, reply) in enumerate(self.force_replies):
+            if _matches(matcher, index, words):
+                del self.force_replies[i]
+                return reply
         up = [w.upper() for w in words]
         name = " ".join(up[:3]) if up[:1] == ["GET"] and up[1:3] == ["FULL", "VARIABLE"] else (
             " ".join(up[:2]) if up[:1] in (["GET"], ["SET"]) else (up[0] if up else ""))
@@ -267,6 +281,7 @@ class AgiPeer:
         settings in) plus ``env``.  The process is always killed and reaped.
         """
         result = AgiResult()
+        started = time.monotonic()
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHFLOW_")}
         child_env.update(env or {})
         proc = subprocess.Popen(self.program, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -328,6 +343,7 @@ class AgiPeer:
         result.stdout = b"".join(raw_out)
         result.stderr = b"".join(err).decode("utf-8", "replace")
         result.variables = dict(self.variables)
+        result.seconds = time.monotonic() - started
         return result
 
     def _send(self, proc: Any, result: AgiResult, text: str) -> None:
