@@ -1,0 +1,113 @@
+"""The statuses decided before any API call: NOT_ANSWERED, INVALID_NUMBER, CONFIG_ERROR."""
+from __future__ import annotations
+
+import pytest
+
+from tests.contract._helpers import assert_no_handoff, call, posts
+
+
+@pytest.mark.parametrize("state", ["Ring", "Ringing", "Down", "Dialing"])
+def test_unanswered_channel_makes_no_api_call(model, env, state):
+    """A channel whose state is not Up gives NOT_ANSWERED with no POST and no EXEC."""
+    r = call(env, variables={"CHANNEL(state)": state})
+    assert r.status == "NOT_ANSWERED"
+    assert posts(model) == []
+    assert_no_handoff(r)
+
+
+def test_state_is_read_through_agi(model, env):
+    """The program asks the channel for CHANNEL(state)."""
+    r = call(env)
+    assert ["GET", "VARIABLE", "CHANNEL(state)"] in [c.words for c in r.commands]
+
+
+@pytest.mark.parametrize("where,value", [
+    ("callerid", "not-a-number"),
+    ("callerid", "12"),
+    ("agent", "abc"),
+    ("agent", "+999"),
+])
+def test_unusable_numbers_make_no_api_call(model, env, where, value):
+    """A from or agent number that is not a phone number gives INVALID_NUMBER with no POST."""
+    if where == "callerid":
+        r = call(env, callerid=value)
+    else:
+        r = call(env, variables={"SYNTHFLOW_AGENT_NUMBER": value})
+    assert r.status == "INVALID_NUMBER"
+    assert posts(model) == []
+    assert_no_handoff(r)
+    assert r.variables["SYNTHFLOW_ERROR"]
+
+
+def test_anonymous_caller_without_from_number_is_invalid(model, env):
+    """An anonymous caller id with no SYNTHFLOW_FROM_NUMBER gives INVALID_NUMBER."""
+    r = call(env, callerid="unknown")
+    assert r.status == "INVALID_NUMBER"
+    assert posts(model) == []
+
+
+def test_missing_token_is_config_error(model, env):
+    """No api_token anywhere gives CONFIG_ERROR with no POST."""
+    del env["SYNTHFLOW_API_TOKEN"]
+    r = call(env)
+    assert r.status == "CONFIG_ERROR"
+    assert posts(model) == []
+    assert_no_handoff(r)
+    assert r.variables["SYNTHFLOW_ERROR"]
+
+
+def test_token_from_a_channel_variable_is_ignored(model, env):
+    """A token only on the channel is no token: CONFIG_ERROR (never from a channel variable)."""
+    del env["SYNTHFLOW_API_TOKEN"]
+    r = call(env, variables={"SYNTHFLOW_API_TOKEN": "sk-channel-token-9"})
+    assert r.status == "CONFIG_ERROR"
+    assert posts(model) == []
+
+
+def test_named_config_file_that_is_missing_is_config_error(model, env, tmp_path):
+    """SYNTHFLOW_CONFIG naming a file that does not exist gives CONFIG_ERROR."""
+    env["SYNTHFLOW_CONFIG"] = str(tmp_path / "nope.conf")
+    r = call(env)
+    assert r.status == "CONFIG_ERROR"
+    assert posts(model) == []
+
+
+@pytest.mark.parametrize("via", ["env", "channel"])
+def test_bad_mode_is_config_error(model, env, via):
+    """A mode other than transfer/dial/auto gives CONFIG_ERROR before any POST."""
+    if via == "env":
+        env["SYNTHFLOW_MODE"] = "teleport"
+        r = call(env)
+    else:
+        r = call(env, variables={"SYNTHFLOW_MODE": "teleport"})
+    assert r.status == "CONFIG_ERROR"
+    assert posts(model) == []
+    assert_no_handoff(r)
+
+
+@pytest.mark.parametrize("key", ["SYNTHFLOW_MODEL_ID", "SYNTHFLOW_WORKSPACE_ID",
+                                 "SYNTHFLOW_AGENT_NUMBER"])
+def test_missing_required_setting_is_config_error(model, env, key):
+    """Each required setting missing gives CONFIG_ERROR with no POST."""
+    del env[key]
+    r = call(env)
+    assert r.status == "CONFIG_ERROR"
+    assert posts(model) == []
+
+
+@pytest.mark.parametrize("key,value", [("SYNTHFLOW_SIP_TRANSPORT", "sctp"),
+                                       ("SYNTHFLOW_TIMEOUT", "soon"),
+                                       ("SYNTHFLOW_SIP_PORT", "port")])
+def test_malformed_per_call_values_are_config_error(model, env, key, value):
+    """A per-call value that cannot be used gives CONFIG_ERROR, not a traceback."""
+    r = call(env, variables={key: value})
+    assert r.status == "CONFIG_ERROR"
+    assert_no_handoff(r)
+
+
+def test_malformed_ini_is_config_error(model, env, ini):
+    """An INI file that does not parse gives CONFIG_ERROR, not a traceback."""
+    ini.write_text("this is not [an ini\n= = =\n")
+    r = call(env)
+    assert r.status == "CONFIG_ERROR"
+    assert posts(model) == []
