@@ -151,7 +151,8 @@ class AgiPeer:
     ``200 result=-1``.  ``hangup_sends_sighup`` also signals the process, as Asterisk does.
     ``sighup_on``: an Event or a blocking callable; when it fires, the channel hangs up and
     the process gets SIGHUP (e.g. ``lambda: model.wait_for_request(10)``).
-    ``minus_one_at``: reply ``200 result=-1`` to the first command matched.
+    ``minus_one_at``: reply ``200 result=-1`` to the first command matched; for an EXEC it
+    means the caller hung up while the application ran (no TRANSFERSTATUS; DIALSTATUS CANCEL).
     ``force_replies``: ``[(matcher, reply line), ...]``, each used once, e.g. a 511 where
     the program would not otherwise get one.
     """
@@ -199,6 +200,12 @@ class AgiPeer:
             self.hang_up(result, signal_it=self.hangup_sends_sighup)
         if _matches(self.minus_one_at, index, words):
             self.minus_one_at = None
+            if words[:1] and words[0].upper() == "EXEC" and len(words) > 1:
+                # The caller hung up while the application ran: it started but never
+                # finished, so Transfer leaves no TRANSFERSTATUS and Dial says CANCEL.
+                result.execs.append(tuple([words[1], words[2] if len(words) > 2 else ""] + words[3:]))
+                if words[1].lower() == "dial":
+                    self.variables["DIALSTATUS"] = "CANCEL"
             return "200 result=-1"
         for i, (matcher, reply) in enumerate(self.force_replies):
             if _matches(matcher, index, words):
