@@ -1,6 +1,7 @@
 """Shared checks for the contract tests (imported by the test modules)."""
 from __future__ import annotations
 
+import socket
 from typing import Dict, Optional
 
 from tests.support.agi_peer import AgiPeer, AgiResult
@@ -65,3 +66,12 @@ def assert_no_handoff(result: AgiResult) -> None:
     assert result.execs == [], result.execs
     assert not sets_of(result, "PJSIP_HEADER(add,X-EI)")
     assert not sets_of(result, "_SYNTHFLOW_XEI")
+
+
+def closed_port() -> int:
+    """A loopback port with nothing listening (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port

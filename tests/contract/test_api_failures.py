@@ -1,20 +1,9 @@
 """Every way prepare_inbound can fail, each mapped to its status with no hand-off."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 
-from tests.contract._helpers import assert_no_handoff, call, posts
-
-
-def closed_port() -> int:
-    """A loopback port with nothing listening (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from tests.contract._helpers import assert_no_handoff, call, closed_port, posts
 
 
 @pytest.mark.parametrize("code", [401, 403])
