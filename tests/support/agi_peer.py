@@ -268,8 +268,9 @@ class AgiPeer:
                 "Usage: (modelled)\n520 End of proper usage.")
 
     def hang_up(self, result: AgiResult, signal_it: bool) -> None:
+        # CHANNEL(state) is left alone: a soft-hung-up channel keeps its state until it
+        # is destroyed, and res_agi only marks it dead.
         self.dead = True
-        self.variables["CHANNEL(state)"] = "Down"
         if signal_it:
             self._signal(result)
 

@@ -1,0 +1,64 @@
+"""Hostile timing and sizes: a hangup at every command, long Retry-After, oversized values."""
+from __future__ import annotations
+
+import pytest
+
+from tests.contract._helpers import assert_no_token, call, posts
+from tests.support.agi_peer import AgiPeer
+
+
+def command_count(env) -> int:
+    """How many commands a plain successful transfer-mode run sends."""
+    return len(AgiPeer().run(env=env).commands)
+
+
+def test_hangup_with_sighup_at_every_command(model, env):
+    """Whichever command the caller hangs up at, the program exits 0 cleanly, never hands off after."""
+    total = command_count(env)
+    assert total >= 5
+    for index in range(total):
+        model.reset()
+        r = AgiPeer(hangup_at=index, hangup_sends_sighup=True).run(env=env)
+        where = "hangup at command %d" % index
+        assert not r.timed_out and r.returncode == 0, (where, r)
+        assert "Traceback" not in r.stderr, (where, r.stderr)
+        assert_no_token(r, env["SYNTHFLOW_API_TOKEN"])
+        exec_at = [i for i, c in enumerate(r.commands) if c.words[:1] == ["EXEC"]]
+        assert all(i >= index for i in exec_at) or r.status == "SUCCESS", (where, r)
+        assert len(exec_at) <= 1, (where, r)
+        assert r.status in ("HANGUP", "SUCCESS", "TRANSFER_FAILED"), (where, r)
+        if exec_at and exec_at[0] >= index:
+            assert r.status == "HANGUP", (where, r)
+        assert len(posts(model)) <= 1, where
+
+
+@pytest.mark.parametrize("code", [429, 503])
+def test_retry_after_beyond_the_deadline_is_not_waited_out(model, env, code):
+    """A Retry-After longer than the whole deadline never stretches the call past it."""
+    env["SYNTHFLOW_TIMEOUT"] = "2"
+    model.script({"kind": "status", "code": code, "retry_after": 30}, {"kind": "ok"})
+    r = call(env, timeout=40)
+    assert r.seconds < 2 + 1.5 + 2.0, (r.seconds, r.status)
+    assert r.status in ("API_TIMEOUT", "API_ERROR", "SUCCESS")
+
+
+def test_oversized_protocol_text_keeps_commands_within_res_agi_limits(model, env):
+    """A huge TRANSFERSTATUSPROTOCOL still yields well-formed command lines under 8192 bytes."""
+    r = call(env, transfer_status="FAILURE", transfer_protocol="4" * 9000)
+    assert r.status == "TRANSFER_FAILED"
+
+
+def test_oversized_custom_variable_is_sent_whole(model, env):
+    """A 20 kB custom variable value reaches the body whole (HTTP has no AGI line limit)."""
+    value = "x" * 20000
+    r = call(env, args=["big"], variables={"big": value})
+    assert r.status == "SUCCESS"
+    assert posts(model)[0].body["custom_variables"] == {"big": value}
+
+
+def test_caller_id_with_quotes_is_invalid_not_broken(model, env):
+    """A caller id full of quoting characters ends INVALID_NUMBER with well-formed commands."""
+    r = call(env, callerid='"Eve" <\\"+1555\\">')
+    assert r.status in ("INVALID_NUMBER", "SUCCESS")
+    if r.status == "INVALID_NUMBER":
+        assert posts(model) == []
