@@ -62,3 +62,28 @@ def test_caller_id_with_quotes_is_invalid_not_broken(model, env):
     assert r.status in ("INVALID_NUMBER", "SUCCESS")
     if r.status == "INVALID_NUMBER":
         assert posts(model) == []
+
+
+ODD_BODIES = [
+    ("array", 200, "[]", "API_ERROR"),
+    ("null", 200, "null", "API_ERROR"),
+    ("string", 200, '"registered"', "API_ERROR"),
+    ("numeric_id", 200, '{"call_status":"registered","synthflow_call_id":12345678901}', "API_ERROR"),
+    ("list_id", 200, '{"call_status":"registered","synthflow_call_id":["abcdefgh1"]}', "API_ERROR"),
+    ("null_status", 200, '{"call_status":null,"synthflow_call_id":"abcdefgh1"}', "API_ERROR"),
+    ("upper_status", 200, '{"call_status":"REGISTERED","synthflow_call_id":"abcdefgh1"}', "API_ERROR"),
+    ("truncated", 200, '{"call_status":"registered","synthflow_call_id":"abcdefgh1"', "API_ERROR"),
+    ("empty", 200, "", "API_ERROR"),
+    ("non_ascii_id", 200, '{"call_status":"registered","synthflow_call_id":"abcdefgh\\u00e91"}', "API_ERROR"),
+    ("created", 201, '{"call_status":"registered","synthflow_call_id":"abcdefgh1"}', "SUCCESS"),
+]
+
+
+@pytest.mark.parametrize("code,text,status", [b[1:] for b in ODD_BODIES], ids=[b[0] for b in ODD_BODIES])
+def test_odd_json_shapes_map_to_a_status(model, env, code, text, status):
+    """Bodies of the wrong JSON shape give API_ERROR (no traceback, no hand-off); any 2xx can succeed."""
+    model.script({"kind": "raw", "code": code, "body": text})
+    r = call(env)
+    assert r.status == status
+    assert len(posts(model)) == 1
+    assert len(r.execs) == (1 if status == "SUCCESS" else 0)

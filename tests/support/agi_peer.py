@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 AGI_SCRIPT = REPO / "agi-bin" / "synthflow.agi"
 MAX_LINE = 8192  # res_agi reads a command into a buffer of this size
 DEAD_MSG = "511 Command Not Permitted on a dead channel or intercept routine"
-DEAD_OK = ("EXEC", "GET VARIABLE", "SET VARIABLE", "VERBOSE", "GET FULL VARIABLE", "NOOP")
+KNOWN = ("EXEC", "GET VARIABLE", "SET VARIABLE", "VERBOSE", "NOOP", "ANSWER")
+DEAD_OK = ("EXEC", "GET VARIABLE", "SET VARIABLE", "VERBOSE", "NOOP")
 # A matcher picks a command: its 0-based index, a case-insensitive prefix of the parsed
 # words joined by spaces (e.g. "EXEC Transfer"), or a predicate on the parsed words.
 Matcher = Union[int, str, Callable[[List[str]], bool], None]
@@ -98,6 +99,12 @@ def _matches(matcher: Matcher, index: int, words: List[str]) -> bool:
     return bool(matcher(words))
 
 
+def command_name(words: List[str]) -> str:
+    """The command's own words, upper-cased: ``SET VARIABLE``, ``EXEC``, ..."""
+    up = [w.upper() for w in words[:2]]
+    return " ".join(up) if up[:1] in (["GET"], ["SET"]) else (up[0] if up else "")
+
+
 class Command:
     """One command as read from the program, with the reply the peer sent."""
 
@@ -106,9 +113,7 @@ class Command:
 
     @property
     def name(self) -> str:
-        """The command words, upper-cased, without arguments (e.g. ``SET VARIABLE``)."""
-        head = [w.upper() for w in self.words[:2]]
-        return " ".join(head) if head[:1] in (["GET"], ["SET"]) else (head[0] if head else "")
+        return command_name(self.words)
 
     def __repr__(self) -> str:
         return "Command(%r -> %r)" % (self.raw, self.reply)
@@ -134,9 +139,6 @@ class AgiResult:
     @property
     def status(self) -> Optional[str]:
         return self.variables.get("SYNTHFLOW_STATUS")
-
-    def names(self) -> List[str]:
-        return [c.name for c in self.commands]
 
     def __repr__(self) -> str:
         return ("AgiResult(rc=%r status=%r timed_out=%r\n  commands=%r\n  stderr=%r)"
@@ -203,7 +205,7 @@ class AgiPeer:
             if words[:1] and words[0].upper() == "EXEC" and len(words) > 1:
                 # The caller hung up while the application ran: it started but never
                 # finished, so Transfer leaves no TRANSFERSTATUS and Dial says CANCEL.
-                result.execs.append(tuple([words[1], words[2] if len(words) > 2 else ""] + words[3:]))
+                self._record_exec(words, result)
                 if words[1].lower() == "dial":
                     self.variables["DIALSTATUS"] = "CANCEL"
             return "200 result=-1"
@@ -211,11 +213,8 @@ class AgiPeer:
             if _matches(matcher, index, words):
                 del self.force_replies[i]
                 return reply
-        up = [w.upper() for w in words]
-        name = " ".join(up[:3]) if up[:1] == ["GET"] and up[1:3] == ["FULL", "VARIABLE"] else (
-            " ".join(up[:2]) if up[:1] in (["GET"], ["SET"]) else (up[0] if up else ""))
-        if name not in ("EXEC", "GET VARIABLE", "SET VARIABLE", "VERBOSE", "GET FULL VARIABLE",
-                        "NOOP", "ANSWER", "HANGUP"):
+        name = command_name(words)
+        if name not in KNOWN:
             return "510 Invalid or unknown command"
         if self.dead and name not in DEAD_OK:
             return DEAD_MSG
@@ -237,18 +236,18 @@ class AgiPeer:
             return "200 result=1"
         if name == "EXEC":
             return self.execute(words, result)
-        if name in ("NOOP", "ANSWER"):
-            return "200 result=0"
-        if name == "HANGUP":
-            self.hang_up(result, signal_it=False)
-            return "200 result=1"
-        return "200 result=0"  # GET FULL VARIABLE: not modelled beyond a reply
+        return "200 result=0"  # NOOP, ANSWER
+
+    @staticmethod
+    def _record_exec(words: List[str], result: AgiResult) -> None:
+        """res_agi passes only the third word to the application; extra words are kept visibly."""
+        result.execs.append(tuple([words[1], words[2] if len(words) > 2 else ""] + words[3:]))
 
     def execute(self, words: List[str], result: AgiResult) -> str:
         if len(words) < 2:
             return self.usage()
-        app, arg = words[1], (words[2] if len(words) > 2 else "")
-        result.execs.append(tuple([app, arg] + words[3:]))
+        self._record_exec(words, result)
+        app = words[1]
         if self.dead:
             return "200 result=-1"
         if app.lower() == "transfer":

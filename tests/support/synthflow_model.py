@@ -27,6 +27,7 @@ Behaviours (consumed one per authorised API request; when the queue is empty: ``
     {"kind": "missing_id"}                                200 without synthflow_call_id
     {"kind": "call_status", "value": "failed"}            200 with that call_status
     {"kind": "drop"}                                      close the socket, no reply at all
+    {"kind": "raw", "code": 200, "body": "[]"}            this body verbatim (odd JSON shapes)
 
 A wrong or missing bearer token gets a bare 401 whatever the script says, and does not
 consume a behaviour: that is how the real API answers before any business logic runs.
@@ -45,7 +46,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional
 
-KINDS = ("ok", "status", "delay", "not_json", "missing_id", "call_status", "drop")
+KINDS = ("ok", "status", "delay", "not_json", "missing_id", "call_status", "drop", "raw")
 API_PATH = "/v2/prepare_inbound"
 
 
@@ -252,6 +253,9 @@ class SynthflowModel:
                 elif kind == "status":
                     extra = {"Retry-After": str(b["retry_after"])} if "retry_after" in b else {}
                     self._reply(b["code"], {"error": "model status %d" % b["code"]}, headers=extra)
+                elif kind == "raw":
+                    self._reply(int(b.get("code", 200)), str(b.get("body", "")),
+                                ctype=b.get("content_type", "application/json"))
                 elif kind == "not_json":
                     self._reply(200, "<html><body>Bad Gateway</body></html>", ctype="text/html")
                 else:
