@@ -108,3 +108,13 @@ def test_hangup_status_when_peer_is_sighup_only(model, env):
     r = peer.run(env=env)
     assert_basics(r)
     assert r.status == "HANGUP"
+
+
+def test_sighup_during_retry_backoff_aborts_it(model, env):
+    """SIGHUP while waiting out a 503's Retry-After gives HANGUP without the retry."""
+    model.script({"kind": "status", "code": 503, "retry_after": 3})
+    r = call(env, sighup_on=lambda: model.wait_for_request(10))
+    assert r.status == "HANGUP"
+    assert len(posts(model)) == 1
+    assert_no_handoff(r)
+    assert r.seconds < 3.0, r.seconds  # the 3 s backoff was not waited out

@@ -168,3 +168,19 @@ def test_transfer_mode_on_iax2_is_transfer_failed_without_exec(model, env):
     assert_no_handoff(r)
     error = r.variables["SYNTHFLOW_ERROR"]
     assert error and ("IAX2" in error.upper() or "TECHNOLOGY" in error.upper()), error
+
+
+def test_exact_wire_lines_of_the_x_ei_and_status_commands(model, env):
+    """The X-EI and status SET VARIABLE lines are byte-exact, each argument double-quoted."""
+    model.script({"kind": "ok", "call_id": CALL_ID})
+    r = call(env)
+    raw = [c.raw for c in r.commands]
+    assert 'SET VARIABLE "PJSIP_HEADER(add,X-EI)" "S.%s;"' % CALL_ID in raw
+    assert 'SET VARIABLE "SYNTHFLOW_STATUS" "SUCCESS"' in raw
+    assert 'SET VARIABLE "SYNTHFLOW_CALL_ID" "%s"' % CALL_ID in raw
+    assert 'SET VARIABLE "SYNTHFLOW_ERROR" ""' in raw
+    assert 'GET VARIABLE "CHANNEL(state)"' in raw
+    exec_line = [line for line in raw if line.startswith("EXEC ")][0]
+    assert exec_line.endswith(' "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3B>"' % (AGENT, HOST, CALL_ID))
+    assert r.verboses and all("\n" not in v for v in r.verboses)
+    assert r.commands[-1].name == "VERBOSE" or r.commands[-1].name == "SET VARIABLE"

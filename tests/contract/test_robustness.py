@@ -87,3 +87,31 @@ def test_odd_json_shapes_map_to_a_status(model, env, code, text, status):
     assert r.status == status
     assert len(posts(model)) == 1
     assert len(r.execs) == (1 if status == "SUCCESS" else 0)
+
+
+def test_slow_answer_inside_the_deadline_succeeds(model, env):
+    """A reply after 2.5 s of the 4 s deadline is still used: the deadline is for the whole step."""
+    model.script({"kind": "delay", "seconds": 2.5})
+    r = call(env)
+    assert r.status == "SUCCESS"
+    assert len(posts(model)) == 1
+
+
+def test_api_url_with_a_trailing_slash(model, env):
+    """api_url ending in / still reaches {api_url}/prepare_inbound without a double slash."""
+    env["SYNTHFLOW_API_URL"] = model.base_url + "/"
+    r = call(env)
+    assert r.status == "SUCCESS"
+    assert [p.path for p in posts(model)] == ["/v2/prepare_inbound"]
+
+
+@pytest.mark.parametrize("where", ["variable", "argument"])
+def test_bytes_that_are_not_utf8_do_not_crash(model, env, where):
+    """A channel value holding a Latin-1 byte (not UTF-8) is sent without a traceback."""
+    value = "caf\udce9"  # the peer writes this as the single byte 0xE9
+    if where == "variable":
+        r = call(env, args=["name"], variables={"name": value})
+    else:
+        r = call(env, args=["name=" + value])
+    assert r.status == "SUCCESS"
+    assert posts(model)[0].body["custom_variables"]["name"].startswith("caf")
