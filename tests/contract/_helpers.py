@@ -39,6 +39,13 @@ def assert_basics(result: AgiResult, token: Optional[str] = TOKEN) -> None:
     assert result.status in STATUSES, result
     statuses = [v for n, v in result.sets if n == "SYNTHFLOW_STATUS"]
     assert len(statuses) == 1, result.sets
+    # set on every run whatever happens, then one VERBOSE line, last
+    for name in ("SYNTHFLOW_ERROR", "SYNTHFLOW_TARGET"):
+        assert name in [n for n, _ in result.sets], (name, result.sets)
+    assert len(result.verboses) == 1, result.verboses
+    assert result.commands[-1].name == "VERBOSE", result.commands[-3:]
+    if result.status == "SUCCESS":
+        assert result.variables["SYNTHFLOW_ERROR"] == "", result.variables
     if token:
         assert_no_token(result, token)
 

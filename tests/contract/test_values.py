@@ -137,3 +137,20 @@ def test_stdout_holds_only_agi_commands(model, env):
     lines = r.stdout.decode().splitlines()
     assert lines and all(line.split(" ")[0] in ("GET", "SET", "EXEC", "VERBOSE") for line in lines)
     assert r.stderr.strip(), "one log line per call is expected on stderr"
+
+
+@pytest.mark.parametrize("behaviour,status", [({"kind": "ok", "call_id": "log-line-0001"}, "SUCCESS"),
+                                              ({"kind": "status", "code": 500}, "API_ERROR")])
+def test_one_structured_log_line_per_call_on_stderr(model, env, behaviour, status):
+    """stderr holds exactly one log line with uniqueid, linkedid, status, call id and timings."""
+    model.script(behaviour)
+    r = call(env, variables={"CHANNEL(linkedid)": "1699999999.7"})
+    assert r.status == status
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, r.stderr  # no pyst2 chatter (env lines, echoed commands)
+    line = lines[0]
+    for needle in ("1700000000.42", "1699999999.7", status, "ms"):
+        assert needle in line, (needle, line)
+    if status == "SUCCESS":
+        assert "log-line-0001" in line
+    assert "agi_" not in r.stderr and "GET VARIABLE" not in r.stderr
