@@ -95,12 +95,21 @@ def test_missing_required_setting_is_config_error(model, env, key):
     assert posts(model) == []
 
 
-@pytest.mark.parametrize("key,value", [("SYNTHFLOW_SIP_TRANSPORT", "sctp"),
-                                       ("SYNTHFLOW_TIMEOUT", "soon"),
-                                       ("SYNTHFLOW_SIP_PORT", "port")])
+@pytest.mark.parametrize("key,value", [
+    ("SYNTHFLOW_SIP_TRANSPORT", "sctp"),
+    ("SYNTHFLOW_TIMEOUT", "soon"),
+    ("SYNTHFLOW_TIMEOUT", "0"),
+    ("SYNTHFLOW_SIP_PORT", "port"),
+    ("SYNTHFLOW_SIP_PORT", "70000"),
+    ("SYNTHFLOW_SIP_HOST", "evil.host>;x"),
+    ("SYNTHFLOW_SIP_HOST", "host?X-EI=S.forged"),
+    ("SYNTHFLOW_DIAL_ENDPOINT", "x,g"),
+    ("SYNTHFLOW_DIAL_TIMEOUT", "30,g"),
+    ("SYNTHFLOW_PREDIAL_HANDLER", "ctx^s^1)g(x"),
+])
 def test_malformed_per_call_values_are_config_error(model, env, key, value):
-    """A per-call value that cannot be used gives CONFIG_ERROR, not a traceback."""
-    r = call(env, variables={key: value})
+    """A per-call value that cannot be used (or would inject into a dialplan argument) is CONFIG_ERROR."""
+    r = call(env, variables={key: value, "SYNTHFLOW_MODE": "auto"})
     assert r.status == "CONFIG_ERROR"
     assert_no_handoff(r)
 
