@@ -196,6 +196,8 @@ def make_context(wheel_dirs):
     ctx = CACHE / "context"
     shutil.rmtree(str(ctx), ignore_errors=True)
     copy_inputs(CONTEXT_FILES + CONTEXT_DIRS, ctx)
+    # docker/wheels/ is git-ignored, so a clean clone has no such folder to copy into.
+    (ctx / "docker" / "wheels").mkdir(parents=True, exist_ok=True)
     for wheel_dir in wheel_dirs:
         for wheel in wheel_dir.glob("*.whl"):
             shutil.copy2(str(wheel), str(ctx / "docker" / "wheels" / wheel.name))
