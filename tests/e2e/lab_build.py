@@ -206,26 +206,29 @@ def make_context(wheel_dirs):
 
 def ensure_lab_image(suite="sid", offline=True):
     """Everything up to a built lab image; returns (engine, image name)."""
-    started = time.time()
-    engine = Engine()
-    ensure_host_tools(need_podman=not engine.docker)
-    base = ensure_base_image(engine, suite)
-    wheel_dirs = ensure_wheels(suite)
-    inputs = [REPO / n for n in CONTEXT_FILES + CONTEXT_DIRS if (REPO / n).exists()]
-    key = digest("lab-v1", suite, engine.cli, engine.image_label(base), tree_digest(inputs + wheel_dirs))
-    image = "localhost/synthflow-agi-lab:%s" % suite
-    if engine.image_label(image) != key:
-        say("building %s from docker/Dockerfile (cold: about a minute for apt; code changes: seconds)" % image)
-        ctx = make_context(wheel_dirs)
-        args = ["--build-arg", "SUITE=%s" % suite, "--label", "%s=%s" % (LABEL, key)]
-        if offline:
-            args += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/opt/wheels"]
-        run(engine.build_args() + args + ["-f", str(ctx / "docker" / "Dockerfile"), "-t", image, str(ctx)])
-        # The image this build replaced is now untagged: drop it (only ours, by label).
-        subprocess.run([engine.cli, "image", "prune", "-f", "--filter", "label=%s" % LABEL],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    say("lab image ready in %.0f s" % (time.time() - started))
-    return engine, image
+    from lab_lock import LAB_LOCK  # lab_lock imports say() from here
+
+    with LAB_LOCK:
+        started = time.time()
+        engine = Engine()
+        ensure_host_tools(need_podman=not engine.docker)
+        base = ensure_base_image(engine, suite)
+        wheel_dirs = ensure_wheels(suite)
+        inputs = [REPO / n for n in CONTEXT_FILES + CONTEXT_DIRS if (REPO / n).exists()]
+        key = digest("lab-v1", suite, engine.cli, engine.image_label(base), tree_digest(inputs + wheel_dirs))
+        image = "localhost/synthflow-agi-lab:%s" % suite
+        if engine.image_label(image) != key:
+            say("building %s from docker/Dockerfile (cold: about a minute for apt; code changes: seconds)" % image)
+            ctx = make_context(wheel_dirs)
+            args = ["--build-arg", "SUITE=%s" % suite, "--label", "%s=%s" % (LABEL, key)]
+            if offline:
+                args += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "PIP_FIND_LINKS=/opt/wheels"]
+            run(engine.build_args() + args + ["-f", str(ctx / "docker" / "Dockerfile"), "-t", image, str(ctx)])
+            # The image this build replaced is now untagged: drop it (only ours, by label).
+            subprocess.run([engine.cli, "image", "prune", "-f", "--filter", "label=%s" % LABEL],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        say("lab image ready in %.0f s" % (time.time() - started))
+        return engine, image
 
 
 if __name__ == "__main__":

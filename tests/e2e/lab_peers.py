@@ -169,15 +169,18 @@ def start_lab(run_dir, token, suite="sid"):
     from lab_build import ensure_lab_image, say
     from lab_run import AsteriskLab
 
-    engine, image = ensure_lab_image(suite)
-    model = ApiModel(run_dir, token).start()
-    asterisk = AsteriskLab(engine, image, run_dir)
-    say("starting Asterisk in the lab container")
-    try:
-        asterisk.start({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": token},
-                       mounts=[(Path(__file__).resolve().parent, "/etc/asterisk/e2e")])
-    except BaseException:
-        asterisk.stop()
-        model.stop()
-        raise
+    from lab_lock import LAB_LOCK
+
+    with LAB_LOCK:  # no other run retags the image in between; asterisk.start() holds it on
+        engine, image = ensure_lab_image(suite)
+        model = ApiModel(run_dir, token).start()
+        asterisk = AsteriskLab(engine, image, run_dir)
+        say("starting Asterisk in the lab container")
+        try:
+            asterisk.start({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": token},
+                           mounts=[(Path(__file__).resolve().parent, "/etc/asterisk/e2e")])
+        except BaseException:
+            asterisk.stop()
+            model.stop()
+            raise
     return asterisk, model

@@ -11,11 +11,16 @@ import uuid
 from pathlib import Path
 
 from lab_build import run, say
+from lab_lock import LAB_LOCK
 
 OWNER_LABEL = "synthflow.e2e.owner"
 # Loopback ports, as docker/asterisk/pjsip.conf knows them.
 ASTERISK_SIP_PORT = 15060
 CUSTOMER_UAS, CUSTOMER_UAC, CUSTOMER_TCP, SYNTHFLOW, HUMANS = 15070, 15071, 15072, 32681, 15090
+FASTAGI_PORT = 4573  # the synthflow-agi FastAGI server inside the container (host network)
+FASTAGI_URI = "agi://127.0.0.1:%d/synthflow" % FASTAGI_PORT
+# Log files the container writes into the run directory; every one is checked for hygiene.
+LOG_FILES = ("full", "stderr.log", "fastagi.log")
 AGENT = "+14155550123"  # agent_number in docker/asterisk/synthflow.conf
 CUSTOMER = "+12125550199"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \"[^\"]+\", line \d+", re.M)
@@ -50,6 +55,7 @@ class AsteriskLab:
         self.image = image
         self.log_dir = Path(run_dir) / "asterisk-log"
         self.cid = None
+        self._locked = False
 
     # ------------------------------------------------------------ life cycle
     def remove_stale(self):
@@ -66,6 +72,8 @@ class AsteriskLab:
 
     def start(self, env, mounts=()):
         """mounts: (host path, container path) pairs, mounted read-only."""
+        LAB_LOCK.acquire()  # released by stop()
+        self._locked = True
         self.remove_stale()
         if port_in_use(ASTERISK_SIP_PORT, "udp"):
             raise RuntimeError("127.0.0.1:%d/udp is taken: another Asterisk lab is running?" % ASTERISK_SIP_PORT)
@@ -93,6 +101,29 @@ class AsteriskLab:
         wait_for_port(ASTERISK_SIP_PORT, "udp", 10, "Asterisk")
         self.cli("agi set debug on")  # the AGI command trace, for diagnosis in the full log
 
+    def start_fastagi(self, *options):
+        """Run ``synthflow-agi fastagi`` in the container, next to Asterisk, until it stops.
+
+        It sees the container's environment (API URL and token) and /etc/asterisk/synthflow.conf,
+        exactly as the classic AGI does; its log lines go to fastagi.log in the log folder.
+        """
+        if port_in_use(FASTAGI_PORT, "tcp"):
+            raise RuntimeError("127.0.0.1:%d/tcp is taken: a FastAGI server is already running?" % FASTAGI_PORT)
+        command = ["/opt/synthflow-agi/bin/synthflow-agi", "fastagi", "--listen", "127.0.0.1:%d" % FASTAGI_PORT]
+        command += list(options)
+        self.exec_(["sh", "-c", 'exec "$@" >>/var/log/asterisk/fastagi.log 2>&1 </dev/null &', "fastagi"] + command)
+        wait_for_port(FASTAGI_PORT, "tcp", 15, "the FastAGI server")
+
+    def stop_fastagi(self, timeout=20):
+        """SIGTERM the FastAGI server (it drains calls in flight) and wait for it to exit."""
+        self.exec_(["sh", "-c", "pkill -TERM -f '[s]ynthflow-agi fastagi' || true"])
+        deadline = time.time() + timeout
+        while port_in_use(FASTAGI_PORT, "tcp") or self.exec_(
+                ["pgrep", "-f", "[s]ynthflow-agi fastagi"], check=False).returncode == 0:
+            if time.time() > deadline:
+                raise RuntimeError("the FastAGI server did not exit within %ss of SIGTERM" % timeout)
+            time.sleep(0.1)
+
     def running(self):
         out = subprocess.run([self.engine.cli, "inspect", "--format", "{{.State.Running}}", self.cid],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
@@ -105,6 +136,9 @@ class AsteriskLab:
             subprocess.run([self.engine.cli, "rm", "-f", self.cid],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.cid = None
+        if self._locked:
+            self._locked = False
+            LAB_LOCK.release()
 
     # ------------------------------------------------------------ commands
     def exec_(self, argv, stdin_text=None, check=True):
@@ -140,7 +174,7 @@ class AsteriskLab:
 
     def mark(self):
         """Log positions; pass to since()/wait_for() to look only at what came after."""
-        return {name: len(self.read(name)) for name in ("full", "stderr.log")}
+        return {name: len(self.read(name)) for name in LOG_FILES}
 
     def since(self, mark, name="full"):
         return self.read(name)[mark.get(name, 0):]
@@ -168,7 +202,7 @@ class AsteriskLab:
     def hygiene_problems(self, mark, secrets):
         """Python tracebacks or secrets in Asterisk's log or stderr since mark (issue 3, item 8)."""
         problems = []
-        for name in ("full", "stderr.log"):
+        for name in LOG_FILES:
             problems += text_problems(self.since(mark, name), name, secrets)
         return problems
 
