@@ -72,6 +72,7 @@ class Recorded:
         except ValueError:
             self.body = None
         self.behaviour: Optional[Dict[str, Any]] = None
+        self.client_port = 0  # the client's TCP port: equal ports mean a reused connection
 
     def header(self, name: str) -> Optional[str]:
         """Case-insensitive header lookup (HTTP header names are case-insensitive)."""
@@ -83,7 +84,7 @@ class Recorded:
     def to_json(self) -> Dict[str, Any]:
         return {"method": self.method, "path": self.path, "headers": self.headers,
                 "body": self.body, "raw": self.raw.decode("utf-8", "replace"),
-                "time": self.time, "behaviour": self.behaviour}
+                "time": self.time, "behaviour": self.behaviour, "client_port": self.client_port}
 
     def __repr__(self) -> str:
         return "Recorded(%s %s %r)" % (self.method, self.path, self.raw[:200])
@@ -182,6 +183,10 @@ class SynthflowModel:
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "SynthflowModel/1"
+            # Keep-alive as the real API does, so a pooled client's connection reuse shows
+            # (client_port); no Nagle, or each warm reply waits ~40 ms for a delayed ACK.
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 if model._log:
@@ -229,6 +234,7 @@ class SynthflowModel:
             def _api(self, method: str) -> None:
                 raw = self._read()
                 rec = Recorded(method, self.path, dict(self.headers.items()), raw, time.monotonic())
+                rec.client_port = self.client_address[1]
                 model._record(rec)
                 if rec.header("Authorization") != "Bearer %s" % model.token:
                     rec.behaviour = {"kind": "unauthorized"}
