@@ -52,6 +52,7 @@ PER_CALL_KEYS: Tuple[str, ...] = (
 
 MODES = ("transfer", "dial", "auto")
 LOG_TARGETS = ("stderr", "syslog", "both")
+MIN_TOKEN_LENGTH = 8
 _REQUIRED = ("api_token", "model_id", "workspace_id", "agent_number")
 _SAFE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _SAFE_HANDLER = _SAFE_NAME | {"^", "+"}
@@ -126,7 +127,7 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
     port_text = merged["sip_port"] or ("32682" if transport == "tls" else "32681")
     return Settings(
         api_url=_api_url(merged["api_url"]),
-        api_token=merged["api_token"].strip(),
+        api_token=_token(merged["api_token"]),
         model_id=merged["model_id"].strip(),
         workspace_id=merged["workspace_id"].strip(),
         agent_number=merged["agent_number"].strip(),
@@ -144,6 +145,27 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         retries=_number("retries", merged["retries"], int, 0, 10),
         log=_choice(merged, "log", LOG_TARGETS),
     )
+
+
+def _token(value: str) -> str:
+    """Return the stripped token, or raise ConfigError when it cannot be a real one.
+
+    Beyond catching a half-pasted key: every log line is scrubbed of the token, and a
+    one- or two-character "token" would mangle ordinary words in those lines.
+
+    >>> _token("  sk-live-0123456789  ")
+    'sk-live-0123456789'
+    >>> _token("abc")
+    Traceback (most recent call last):
+    synthflow_agi._errors.ConfigError: api_token is too short to be a Synthflow API key (3 characters, at least 8)
+    """
+    token = value.strip()
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ConfigError(f"api_token is too short to be a Synthflow API key "
+                          f"({len(token)} characters, at least {MIN_TOKEN_LENGTH})")
+    if any(ch.isspace() or not ch.isprintable() for ch in token):
+        raise ConfigError("api_token holds spaces or control characters; it cannot go into an Authorization header")
+    return token
 
 
 def _read_ini(path: str, required: bool) -> Dict[str, str]:

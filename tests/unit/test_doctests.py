@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES_WITH_EXAMPLES = ("_wire", "_sip", "_numbers", "_handoff", "_logging")
+MODULES_WITH_EXAMPLES = ("_wire", "_sip", "_numbers", "_handoff", "_logging", "_settings")
 
 
 @pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)

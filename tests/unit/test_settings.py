@@ -6,7 +6,7 @@ from synthflow_agi._errors import ConfigError
 from synthflow_agi._settings import PER_CALL_KEYS, load_sources, resolve
 
 REQUIRED_ENV = {
-    "SYNTHFLOW_API_TOKEN": "tok-env",
+    "SYNTHFLOW_API_TOKEN": "tok-env-1",
     "SYNTHFLOW_MODEL_ID": "model-env",
     "SYNTHFLOW_WORKSPACE_ID": "ws-env",
     "SYNTHFLOW_AGENT_NUMBER": "+15551234567",
@@ -125,6 +125,16 @@ def test_public_items_never_show_the_token(base_env):
     """The printable view of the settings masks the token."""
     settings = resolve(load_sources(base_env))
     shown = dict(settings.public_items())
-    assert "tok-env" not in repr(settings)
-    assert "tok-env" not in str(shown)
-    assert shown["api_token"] == "<set, 7 characters>"
+    assert "tok-env-1" not in repr(settings)
+    assert "tok-env-1" not in str(shown)
+    assert shown["api_token"] == "<set, 9 characters>"
+
+
+@pytest.mark.parametrize("token, reason", [("abc", "too short"), ("sk-live 0123456789", "spaces"),
+                                           ("sk-live-\x000123456789", "control")])
+def test_implausible_tokens_are_config_errors(base_env, token, reason):
+    """A token too short to scrub safely from logs, or one that cannot be a header value, is refused."""
+    env = dict(base_env, SYNTHFLOW_API_TOKEN=token)
+    with pytest.raises(ConfigError, match=reason) as caught:
+        resolve(load_sources(env))
+    assert token not in str(caught.value)
