@@ -119,8 +119,8 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            # Closing at once makes AGI() fail fast (AGISTATUS=FAILURE) and the
-            # dialplan falls back, instead of the call waiting in a queue.
+            # Closing at once makes AGI() return at once with no SYNTHFLOW_STATUS,
+            # so the dialplan falls back instead of the call waiting in a queue.
             self.stats.rejected += 1
             LOGGER.warning("at capacity, refused a connection from %s", client_address[0])
             self.shutdown_request(request)
