@@ -321,14 +321,9 @@ class AgiPeer:
                     break
                 if line is None:
                     break
-                text = line.decode("utf-8", "surrogateescape")
-                text = text[:-1] if text.endswith("\n") else text
-                result.wire.append(("<", text))
-                cmd = Command(text, parse_args(text))
-                cmd.reply = self.answer(index, cmd.words, result)
-                result.commands.append(cmd)
+                reply = self.take_command(index, line, result)
                 index += 1
-                self._send(proc, result, cmd.reply + "\n")
+                self._send(proc, result, reply + "\n")
             try:
                 result.returncode = proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -352,6 +347,16 @@ class AgiPeer:
         result.variables = dict(self.variables)
         result.seconds = time.monotonic() - started
         return result
+
+    def take_command(self, index: int, line: bytes, result: AgiResult) -> str:
+        """Record one command line as read from the program and return the reply for it."""
+        text = line.decode("utf-8", "surrogateescape")
+        text = text[:-1] if text.endswith("\n") else text
+        result.wire.append(("<", text))
+        cmd = Command(text, parse_args(text))
+        cmd.reply = self.answer(index, cmd.words, result)
+        result.commands.append(cmd)
+        return cmd.reply
 
     def _send(self, proc: Any, result: AgiResult, text: str) -> None:
         for line in text.split("\n")[:-1]:

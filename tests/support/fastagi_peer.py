@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from tests.support.agi_peer import AgiPeer, AgiResult, Command, parse_args
+from tests.support.agi_peer import AgiPeer, AgiResult
 
 LISTENING = re.compile(r"FastAGI listening on agi://[^:]+:(\d+)/synthflow")
 
@@ -170,14 +170,9 @@ class FastAgiPeer(AgiPeer):
                 if not line:
                     break
                 raw_in.append(line)
-                text = line.decode("utf-8", "surrogateescape")
-                text = text[:-1] if text.endswith("\n") else text
-                result.wire.append(("<", text))
-                cmd = Command(text, parse_args(text))
-                cmd.reply = self.answer(index, cmd.words, result)
-                result.commands.append(cmd)
+                reply = self.take_command(index, line, result)
                 index += 1
-                self._write(cmd.reply + "\n", result)
+                self._write(reply + "\n", result)
             result.returncode = 0 if not result.timed_out else None
         finally:
             sock, self._sock = self._sock, None
