@@ -235,4 +235,7 @@ def serve(listen: str, max_connections: int, read_timeout: float, grace: float, 
         drained = server.drain(grace)
         LOGGER.info("%s%s", server.stats.line(), "" if drained else f" (grace of {grace:g}s ran out)")
         server.close()
+        # Past this point the process is only exiting: a repeated SIGTERM (systemd, an
+        # impatient operator) must not turn a clean drain into death by signal.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0

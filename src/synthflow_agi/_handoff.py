@@ -139,7 +139,8 @@ def _dial(channel: Channel, settings: Settings, outcome: Outcome) -> None:
     # The pre-dial handler runs on the new channel, so the value must be
     # inheritable: a plain variable arrives empty (FACTS 4).
     channel.set_variable("_SYNTHFLOW_XEI", _sip.x_ei(outcome.call_id))
-    arguments = _sip.dial_arguments(settings.dial_endpoint, outcome.target, settings.dial_timeout, settings.predial_handler)
+    arguments = _sip.dial_arguments(settings.dial_technology, settings.dial_endpoint, outcome.target,
+                                    settings.dial_timeout, settings.predial_handler)
     hung_up = _run_blocking(channel, "Dial", arguments)
     status = channel.get_variable("DIALSTATUS")
     if status == "ANSWER":

@@ -31,6 +31,7 @@ DEFAULTS: Mapping[str, str] = {
     "sip_port": "",
     "sip_transport": "udp",
     "mode": "transfer",
+    "dial_technology": "pjsip",
     "dial_endpoint": "synthflow",
     "dial_timeout": "30",
     "predial_handler": "synthflow-predial^s^1",
@@ -46,11 +47,12 @@ DEFAULTS: Mapping[str, str] = {
 # HTTP adapter, so they are process-wide too.
 PER_CALL_KEYS: Tuple[str, ...] = (
     "model_id", "workspace_id", "agent_number", "from_number", "default_region",
-    "sip_host", "sip_port", "sip_transport", "mode", "dial_endpoint", "dial_timeout",
+    "sip_host", "sip_port", "sip_transport", "mode", "dial_technology", "dial_endpoint", "dial_timeout",
     "predial_handler", "variables", "timeout",
 )
 
 MODES = ("transfer", "dial", "auto")
+DIAL_TECHNOLOGIES = ("pjsip", "sip")
 LOG_TARGETS = ("stderr", "syslog", "both")
 MIN_TOKEN_LENGTH = 8
 _REQUIRED = ("api_token", "model_id", "workspace_id", "agent_number")
@@ -73,6 +75,7 @@ class Settings:
     sip_port: int
     sip_transport: str
     mode: str
+    dial_technology: str
     dial_endpoint: str
     dial_timeout: int
     predial_handler: str
@@ -137,6 +140,7 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         sip_port=_number("sip_port", port_text, int, 1, 65535),
         sip_transport=transport,
         mode=_choice(merged, "mode", MODES),
+        dial_technology=_dial_technology(merged, transport),
         dial_endpoint=_safe("dial_endpoint", merged["dial_endpoint"], _SAFE_NAME),
         dial_timeout=_number("dial_timeout", merged["dial_timeout"], int, 1, 3600),
         predial_handler=_safe("predial_handler", merged["predial_handler"], _SAFE_HANDLER),
@@ -145,6 +149,21 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         retries=_number("retries", merged["retries"], int, 0, 10),
         log=_choice(merged, "log", LOG_TARGETS),
     )
+
+
+def _dial_technology(merged: Mapping[str, str], transport: str) -> str:
+    """Return pjsip or sip; chan_sip dials a bare host, so only over its UDP default.
+
+    >>> _dial_technology({"dial_technology": "SIP"}, "udp")
+    'sip'
+    >>> _dial_technology({"dial_technology": "sip"}, "tcp")
+    Traceback (most recent call last):
+    synthflow_agi._errors.ConfigError: dial_technology sip (chan_sip) dials sip_host over UDP only; use pjsip for tcp
+    """
+    technology = _choice(merged, "dial_technology", DIAL_TECHNOLOGIES)
+    if technology == "sip" and transport != "udp":
+        raise ConfigError(f"dial_technology sip (chan_sip) dials sip_host over UDP only; use pjsip for {transport}")
+    return technology
 
 
 def _token(value: str) -> str:

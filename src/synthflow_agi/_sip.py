@@ -118,10 +118,20 @@ def transfer_destination(technology: str, uri: str, call_id: str) -> str:
     return f"SIP/{uri[len('sip:'):]}{header}"
 
 
-def dial_arguments(endpoint: str, uri: str, timeout: int, handler: str) -> str:
-    """Build the ``Dial()`` argument: the agent URI through a PJSIP endpoint, with the pre-dial handler.
+def dial_arguments(technology: str, endpoint: str, uri: str, timeout: int, handler: str) -> str:
+    """Build the ``Dial()`` argument for the agent URI, with the pre-dial handler that adds X-EI.
 
-    >>> dial_arguments('synthflow', 'sip:+15551234567@h:32681', 30, 'synthflow-predial^s^1')
+    PJSIP sends from an endpoint to the full URI.  chan_sip takes ``user@host:port`` and
+    makes a peer for that host on the fly (its dial string has no room for an endpoint and
+    a URI both, and ``;transport=`` is refused earlier, in the settings).
+
+    >>> dial_arguments('pjsip', 'synthflow', 'sip:+15551234567@h:32681', 30, 'synthflow-predial^s^1')
     'PJSIP/synthflow/sip:+15551234567@h:32681,30,b(synthflow-predial^s^1)'
+    >>> dial_arguments('sip', 'synthflow', 'sip:+15551234567@h:32681', 30, 'synthflow-predial^s^1')
+    'SIP/+15551234567@h:32681,30,b(synthflow-predial^s^1)'
     """
+    if technology == "sip":
+        if ";" in uri:
+            raise ConfigError(f"chan_sip cannot dial {uri!r}: a URI parameter does not fit its dial string")
+        return f"SIP/{uri[len('sip:'):]},{int(timeout)},b({handler})"
     return f"PJSIP/{endpoint}/{uri},{int(timeout)},b({handler})"

@@ -1,4 +1,7 @@
-"""E2E fixtures: one lab (Asterisk 22 container + API model) per session, peers per test.
+"""E2E fixtures: each scenario runs in every lab of LABS, peers are per test.
+
+A lab is an Asterisk container (22 or 16) plus the API model, reaching the program by
+classic AGI or through the FastAGI server; tests are grouped so each lab starts once.
 
 The lab never skips: if it cannot be built or started, every E2E test fails with the
 reason.  After each test, Asterisk's log and stderr must hold no Python traceback and no
@@ -32,30 +35,60 @@ def uncaptured(config):
 
 
 class Lab:
-    def __init__(self, asterisk, model, run_dir, token):
+    def __init__(self, name, suite, agi, asterisk, model, run_dir, token):
+        self.name = name
+        self.suite = suite
+        self.agi = agi
         self.asterisk = asterisk
         self.model = model
         self.run_dir = run_dir
         self.token = token
 
 
+# Every scenario runs in each of these labs: (Debian suite, how the dialplan reaches the
+# program).  sid gives Asterisk 22 with Python 3.14, bullseye Asterisk 16.28 with Python 3.9.
+LABS = {
+    "ast22-agi": ("sid", "classic"),
+    "ast22-fastagi": ("sid", "fastagi"),
+    "ast16-agi": ("bullseye", "classic"),
+    "ast16-fastagi": ("bullseye", "fastagi"),
+}
+# chan_sip exists only up to Asterisk 20: tests marked chan_sip run in the Asterisk 16 labs
+# alone (they are not generated for 22, rather than generated and skipped).
+CHAN_SIP_SUITES = ("bullseye",)
+
+
+def pytest_generate_tests(metafunc):
+    if "lab" not in metafunc.fixturenames:
+        return
+    ids = list(LABS)
+    if metafunc.definition.get_closest_marker("chan_sip"):
+        ids = [name for name in ids if LABS[name][0] in CHAN_SIP_SUITES]
+    metafunc.parametrize("lab", ids, indirect=True, scope="session")
+
+
 @pytest.fixture(scope="session")
-def lab(pytestconfig):
+def lab(pytestconfig, request):
+    name = request.param
+    suite, agi = LABS[name]
     token = "e2e-secret-" + secrets.token_hex(12)
-    run_dir = CACHE / "run-pytest"
+    run_dir = CACHE / "run-pytest" / name
     shutil.rmtree(str(run_dir), ignore_errors=True)
     failure = None
     try:
         with uncaptured(pytestconfig):
-            asterisk, model = start_lab(run_dir, token)
+            asterisk, model = start_lab(run_dir, token, suite=suite, agi=agi)
     except Exception as exc:  # noqa: BLE001 - any set-up failure is the E2E suite failing
-        failure = "E2E lab could not start (never skipped): %s" % exc
+        failure = "E2E lab %s could not start (never skipped): %s" % (name, exc)
     if failure:  # outside the except: no "during handling of the above exception" noise
         pytest.fail(failure, pytrace=False)
     try:
-        yield Lab(asterisk, model, run_dir, token)
+        yield Lab(name, suite, agi, asterisk, model, run_dir, token)
+        if agi == "fastagi":
+            asterisk.stop_fastagi()  # drains, logs its summary and exits: the sweep sees all of it
         # Whole-session sweep too: output between tests (e.g. a late traceback) counts.
         problems = asterisk.hygiene_problems({}, [token])
+        problems += asterisk.agi_route_problems({}, agi)
     finally:
         asterisk.stop()
         model.stop()
@@ -82,8 +115,8 @@ class Call:
         self.peers.append(peer)
         return peer.start()
 
-    def originate(self, context, variables, endpoint="customer", number=CUSTOMER):
-        self.asterisk.originate("PJSIP/%s@%s" % (number, endpoint), context, variables)
+    def originate(self, context, variables, endpoint="customer", number=CUSTOMER, technology="PJSIP"):
+        self.asterisk.originate("%s/%s@%s" % (technology, number, endpoint), context, variables)
 
     def inbound(self, xml, mode="", api_timeout="", number="+14155550100"):
         """A SIPp customer calling in; X-Lab-* headers carry per-call overrides."""
@@ -120,5 +153,6 @@ def call(lab, request):
     finally:
         current.close()
     problems = lab.asterisk.hygiene_problems(current.mark, [lab.token])
+    problems += lab.asterisk.agi_route_problems(current.mark, lab.agi)
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)

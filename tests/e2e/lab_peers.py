@@ -161,10 +161,11 @@ class ApiModel:
         return self._call("GET", "/_model/requests")
 
 
-def start_lab(run_dir, token, suite="sid"):
+def start_lab(run_dir, token, suite="sid", agi="classic"):
     """Image (cached), API model, Asterisk container: returns (asterisk, model), both running.
 
-    tests/e2e is mounted so that each scenario's configs/extensions.conf is loaded.
+    tests/e2e is mounted so that each scenario's configs/extensions.conf is loaded.  With
+    agi="fastagi" the sample's AGI() calls go to the FastAGI server in the container.
     """
     from lab_build import ensure_lab_image, say
     from lab_run import AsteriskLab
@@ -179,6 +180,8 @@ def start_lab(run_dir, token, suite="sid"):
         try:
             asterisk.start({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": token},
                            mounts=[(Path(__file__).resolve().parent, "/etc/asterisk/e2e")])
+            if agi == "fastagi":
+                asterisk.route_agi_to_fastagi()
         except BaseException:
             asterisk.stop()
             model.stop()

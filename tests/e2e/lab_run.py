@@ -17,12 +17,17 @@ OWNER_LABEL = "synthflow.e2e.owner"
 # Loopback ports, as docker/asterisk/pjsip.conf knows them.
 ASTERISK_SIP_PORT = 15060
 CUSTOMER_UAS, CUSTOMER_UAC, CUSTOMER_TCP, SYNTHFLOW, HUMANS = 15070, 15071, 15072, 32681, 15090
+# Asterisk 16 labs only (docker/asterisk-suite/bullseye/sip.conf): chan_sip and its customer.
+ASTERISK_CHAN_SIP_PORT, CUSTOMER_CHAN_SIP = 15062, 15073
 FASTAGI_PORT = 4573  # the synthflow-agi FastAGI server inside the container (host network)
 FASTAGI_URI = "agi://127.0.0.1:%d/synthflow" % FASTAGI_PORT
 # Log files the container writes into the run directory; every one is checked for hygiene.
 LOG_FILES = ("full", "stderr.log", "fastagi.log")
 AGENT = "+14155550123"  # agent_number in docker/asterisk/synthflow.conf
 CUSTOMER = "+12125550199"
+# res_agi's debug trace of the environment it sends: which program a call really ran.
+AGI_REQUEST = re.compile(r"AGI Tx >> agi_request: (\S+)")
+CLASSIC_AGI = "synthflow.agi"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \"[^\"]+\", line \d+", re.M)
 
 
@@ -124,6 +129,11 @@ class AsteriskLab:
                 raise RuntimeError("the FastAGI server did not exit within %ss of SIGTERM" % timeout)
             time.sleep(0.1)
 
+    def route_agi_to_fastagi(self):
+        """Start the FastAGI server and point the sample's ${SYNTHFLOW_AGI} at it."""
+        self.start_fastagi()
+        self.cli("dialplan set global SYNTHFLOW_AGI %s" % FASTAGI_URI)
+
     def running(self):
         out = subprocess.run([self.engine.cli, "inspect", "--format", "{{.State.Running}}", self.cid],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, universal_newlines=True)
@@ -205,6 +215,13 @@ class AsteriskLab:
         for name in LOG_FILES:
             problems += text_problems(self.since(mark, name), name, secrets)
         return problems
+
+
+    def agi_route_problems(self, mark, agi):
+        """Calls since mark that ran the program another way than this lab's (classic/fastagi)."""
+        wanted = FASTAGI_URI if agi == "fastagi" else CLASSIC_AGI
+        wrong = sorted(set(AGI_REQUEST.findall(self.since(mark))) - {wanted})
+        return ["the %s lab ran the program as %s" % (agi, ", ".join(wrong))] if wrong else []
 
 
 def text_problems(text, where, secrets):

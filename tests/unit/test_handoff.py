@@ -16,7 +16,7 @@ BASE = {
     "api_url": "https://api.example/v2", "api_token": "tok-secret", "api_token_file": "", "model_id": "m",
     "workspace_id": "w", "agent_number": "+15551234567", "from_number": "", "default_region": "US",
     "sip_host": "sip.example", "sip_port": "", "sip_transport": "udp", "mode": "transfer",
-    "dial_endpoint": "synthflow", "dial_timeout": "30", "predial_handler": "synthflow-predial^s^1",
+    "dial_technology": "pjsip", "dial_endpoint": "synthflow", "dial_timeout": "30", "predial_handler": "synthflow-predial^s^1",
     "variables": "", "timeout": "4", "retries": "2", "log": "stderr",
 }
 
@@ -123,6 +123,14 @@ def test_dial_status_decides(dial, status):
     channel = MemoryChannel({"SYNTHFLOW_MODE": "dial"}, dial=dial)
     assert run(channel)[0].status is status
     assert channel.execs == [("Dial", "PJSIP/synthflow/sip:+15551234567@sip.example:32681,30,b(synthflow-predial^s^1)")]
+
+
+def test_chan_sip_caller_dials_the_chan_sip_way_when_asked():
+    """dial_technology=sip dials SIP/user@host:port and still sets the inheritable X-EI for the handler."""
+    channel = MemoryChannel({"SYNTHFLOW_MODE": "dial", "SYNTHFLOW_DIAL_TECHNOLOGY": "sip"})
+    assert run(channel, technology="SIP")[0].status is Status.SUCCESS
+    assert channel.execs == [("Dial", "SIP/+15551234567@sip.example:32681,30,b(synthflow-predial^s^1)")]
+    assert channel.variables["_SYNTHFLOW_XEI"] == "S.%s;" % CALL_ID
 
 
 def test_unreferable_technology_fails_before_the_api_in_transfer_mode():

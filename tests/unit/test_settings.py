@@ -113,12 +113,19 @@ def test_tls_defaults_to_port_32682(base_env):
     "key, value",
     [("mode", "bridge"), ("sip_transport", "sctp"), ("sip_port", "0"), ("sip_port", "x"), ("timeout", "0"),
      ("timeout", "61"), ("dial_timeout", "1.5"), ("dial_endpoint", "a,b"), ("predial_handler", "h(x)"),
-     ("sip_host", "a;b")],
+     ("sip_host", "a;b"), ("dial_technology", "iax2")],
 )
 def test_bad_per_call_values_are_config_errors(base_env, key, value):
     """Values that could break a dialplan argument or make no sense are refused."""
     with pytest.raises(ConfigError, match=key):
         resolve(load_sources(base_env), {key: value})
+
+
+def test_chan_sip_dial_is_refused_over_tcp(base_env):
+    """chan_sip dials a bare host over UDP, so dial_technology=sip with tcp is a clear CONFIG_ERROR."""
+    with pytest.raises(ConfigError, match="dial_technology sip"):
+        resolve(load_sources(base_env), {"dial_technology": "sip", "sip_transport": "tcp"})
+    assert resolve(load_sources(base_env), {"dial_technology": "SIP"}).dial_technology == "sip"
 
 
 def test_public_items_never_show_the_token(base_env):

@@ -57,9 +57,22 @@ def test_transfer_refuses_technologies_it_cannot_refer(technology):
 
 def test_dial_arguments_use_the_endpoint_and_handler():
     """Dial goes through the PJSIP endpoint to the agent URI with the pre-dial handler."""
-    assert _sip.dial_arguments("synthflow", "sip:+15551234567@h:32681;transport=tcp", 25, "ctx^s^1") == (
+    assert _sip.dial_arguments("pjsip", "synthflow", "sip:+15551234567@h:32681;transport=tcp", 25, "ctx^s^1") == (
         "PJSIP/synthflow/sip:+15551234567@h:32681;transport=tcp,25,b(ctx^s^1)"
     )
+
+
+def test_chan_sip_dial_names_the_host_not_an_endpoint():
+    """chan_sip dials user@host:port (its on-the-fly peer), with the same pre-dial handler."""
+    assert _sip.dial_arguments("sip", "synthflow", "sip:+15551234567@sip.example:32681", 25, "ctx^s^1") == (
+        "SIP/+15551234567@sip.example:32681,25,b(ctx^s^1)"
+    )
+
+
+def test_chan_sip_dial_refuses_a_uri_parameter():
+    """A ;transport= parameter cannot ride in a chan_sip dial string, so it is refused, not dropped."""
+    with pytest.raises(ConfigError, match="chan_sip"):
+        _sip.dial_arguments("sip", "synthflow", "sip:+15551234567@h:32681;transport=tcp", 25, "ctx^s^1")
 
 
 @pytest.mark.parametrize("host", ["h;maddr=10.0.0.1", "h>x", "a b", "", "h:5060", "-h"])
