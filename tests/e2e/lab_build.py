@@ -143,25 +143,44 @@ def ensure_base_image(engine, suite):
     return image
 
 
-def install_requires():
+def requirements(section="options", option="install_requires"):
+    """A requirement list of setup.cfg (install_requires, or an extra such as test)."""
     cfg = configparser.ConfigParser()
     cfg.read(str(REPO / "setup.cfg"))
-    return [line.strip() for line in cfg.get("options", "install_requires").splitlines() if line.strip()]
+    return [line.strip() for line in cfg.get(section, option).splitlines() if line.strip()]
+
+
+def download_wheels(kind, pyver, reqs):
+    """Wheels of reqs (and what they need) for the image's Python, in a folder cached by content."""
+    folder = CACHE / ("wheels-%s-%s" % (kind, digest(kind + "-v1", pyver, *reqs)))
+    if not folder.exists():
+        say("downloading %s wheels for Python %s" % (kind, pyver))
+        tmp = folder.with_suffix(".tmp")
+        shutil.rmtree(str(tmp), ignore_errors=True)
+        run([sys.executable, "-m", "pip", "download", "-q", "-d", str(tmp), "--only-binary=:all:",
+             "--python-version", pyver, "--implementation", "cp", "--platform", "manylinux2014_x86_64",
+             "--platform", "manylinux_2_28_x86_64"] + reqs)
+        tmp.rename(folder)
+    return folder
+
+
+# pip download evaluates environment markers on the host's Python, not --python-version's:
+# what pytest needs only below 3.11 (and exceptiongroup below 3.13) must be named.
+OLD_PYTHON_TEST_EXTRAS = ["tomli>=1", "exceptiongroup>=1", "typing_extensions>=4.6"]
+
+
+def ensure_test_wheels(suite):
+    """The test extra's wheels (pytest and its needs) for the image's Python."""
+    pyver = IMAGE_PYTHON[suite]
+    reqs = requirements("options.extras_require", "test")
+    if tuple(map(int, pyver.split("."))) < (3, 11):
+        reqs += OLD_PYTHON_TEST_EXTRAS
+    return download_wheels("test", pyver, reqs)
 
 
 def ensure_wheels(suite):
     """Host-built wheels for the image's Python (FACTS 16): dependencies + this project."""
-    pyver = IMAGE_PYTHON[suite]
-    deps = install_requires()
-    dep_dir = CACHE / ("wheels-deps-%s" % digest("deps-v1", pyver, *deps))
-    if not dep_dir.exists():
-        say("downloading dependency wheels for Python %s" % pyver)
-        tmp = dep_dir.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        run([sys.executable, "-m", "pip", "download", "-q", "-d", str(tmp), "--only-binary=:all:",
-             "--python-version", pyver, "--implementation", "cp", "--platform", "manylinux2014_x86_64",
-             "--platform", "manylinux_2_28_x86_64"] + deps)
-        tmp.rename(dep_dir)
+    dep_dir = download_wheels("deps", IMAGE_PYTHON[suite], requirements())
     src_key = tree_digest([REPO / n for n in PACKAGE_INPUTS if (REPO / n).exists()])
     own_dir = CACHE / ("wheel-own-%s" % src_key)
     if not own_dir.exists():
