@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTEST = $(VENV)/bin/python -m pytest
 
-.PHONY: test unit contract e2e demo bootstrap clean
+.PHONY: test unit contract e2e interop demo bench bootstrap clean
 
 test: bootstrap
 	$(PYTEST) tests
@@ -17,8 +17,16 @@ contract: bootstrap
 e2e: bootstrap
 	$(PYTEST) tests/e2e
 
+interop: bootstrap
+	$(PYTEST) tests/interop
+
 demo: bootstrap
 	$(VENV)/bin/python tools/demo.py $(ARGS)
+
+# The benchmark (bench/README.md): not a test; prints a table and writes a PNG.
+bench: bootstrap
+	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
+	$(VENV)/bin/python bench/run.py $(ARGS)
 
 bootstrap:
 	tools/bootstrap.sh

@@ -33,3 +33,16 @@ def test_dial_mode_works_from_a_local_channel(call):
     assert result["status"] == "SUCCESS", result
     assert result["call_id"] == DIAL_ID
     assert len(call.posts()) == 1
+
+
+@pytest.mark.e2e
+def test_auto_mode_on_a_local_channel_dials_without_trying_a_refer(call):
+    """Auto mode on a Local channel skips the REFER it cannot send and dials the agent with X-EI; one POST."""
+    call.model.script({"kind": "ok", "call_id": DIAL_ID})
+    agent = call.sipp("agent", "agent_requires_xei.xml", SYNTHFLOW)
+    call.originate("e2e-local-auto", {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="e2e-local-answer",
+                   number="s", technology="Local")
+    agent.assert_passed()
+    assert call.result()["status"] == "SUCCESS"
+    assert len(call.posts()) == 1
+    assert requests_sent(call.sip_messages(), "REFER") == []
