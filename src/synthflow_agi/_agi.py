@@ -13,7 +13,7 @@ habits do not fit a library and are replaced here (FACTS 9):
 from __future__ import annotations
 
 import io
-from typing import IO, Dict
+from typing import IO, Dict, Sequence
 
 from asterisk import agi as pyst2
 
@@ -89,6 +89,17 @@ class AgiChannel:
     def get_variable(self, name: str) -> str:
         """Return the variable's value, '' when unset."""
         return self._call(self._codec.get_variable, name)
+
+    def get_variables(self, names: Sequence[str]) -> Dict[str, str]:
+        """Read several variables in one round trip; '' for unset ones."""
+        if not names:
+            return {}
+        text = self._call(self._codec.get_full_variable, _wire.batch_expression(names))
+        values = _wire.split_batch(text, len(names))
+        if values is None:
+            # Cut short or not UTF-8: the batch cannot be trusted, one read each can.
+            return {name: self.get_variable(name) for name in names}
+        return dict(zip(names, values))
 
     def set_variable(self, name: str, value: str) -> None:
         """Set a channel variable (or a writable function such as PJSIP_HEADER)."""

@@ -104,6 +104,11 @@ class SynthflowClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(pool_size, 1), max_retries=retry_policy(retries))
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
+        # requests re-reads the environment (proxies, REQUESTS_CA_BUNDLE, ~/.netrc) on
+        # every request: a scan of os.environ per call, and a netrc entry would replace
+        # our Authorization header.  Read proxies and CA bundle once, here, instead.
+        self._environment = self._session.merge_environment_settings(self._url, {}, None, None, None)
+        self._session.trust_env = False
 
     def prepare(self, request: PrepareRequest, timeout: float) -> PreparedCall:
         """Register the call; raise an ``ApiError`` subclass when no usable answer came in time."""
@@ -113,6 +118,7 @@ class SynthflowClient:
             response = self._session.post(
                 self._url, json=request.body(), headers=self._headers, allow_redirects=False,
                 timeout=DeadlineTimeout(deadline, connect_cap=max(timeout / 2, MIN_ATTEMPT_SECONDS)),
+                **self._environment,
             )
         except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self._host) from exc

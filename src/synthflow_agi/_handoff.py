@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Callable, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 from . import _sip
 from ._call import CallInfo, Outcome, PreparedCall, PrepareRequest
@@ -22,13 +22,16 @@ _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9_,.-]*\))?\Z"
 _LITERAL_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _REFUSED_TRANSFER = ("FAILURE", "UNSUPPORTED")
 MAX_ERROR_LENGTH = 240
+_CALL_READS = ("CHANNEL(linkedid)", "CHANNEL(state)") + tuple(f"SYNTHFLOW_{key.upper()}" for key in PER_CALL_KEYS)
 _LOG = logging.getLogger("synthflow_agi")
 
 
 class Channel(Protocol):
-    """The four things the core asks of an Asterisk channel."""
+    """What the core asks of an Asterisk channel: read and set variables, run applications, log."""
 
     def get_variable(self, name: str) -> str: ...
+
+    def get_variables(self, names: Sequence[str]) -> Dict[str, str]: ...
 
     def set_variable(self, name: str, value: str) -> None: ...
 
@@ -80,16 +83,20 @@ def hand_off(channel: Channel, call: CallInfo, base: Union[Mapping[str, str], Co
 
 
 def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome) -> None:
-    outcome.linkedid = channel.get_variable("CHANNEL(linkedid)")
-    state = channel.get_variable("CHANNEL(state)")
+    # Every AGI command is a round trip through the channel's thread: read the
+    # call's state and all per-call settings at once.
+    values = channel.get_variables(_CALL_READS)
+    outcome.linkedid = values["CHANNEL(linkedid)"]
+    state = values["CHANNEL(state)"]
     if state != "Up":
         raise NotAnsweredError(f"channel state is {state or 'unknown'}, not Up")
     if isinstance(base, ConfigError):
         raise base
-    settings = resolve(base, {key: channel.get_variable(f"SYNTHFLOW_{key.upper()}") for key in PER_CALL_KEYS})
+    settings = resolve(base, {key: values[f"SYNTHFLOW_{key.upper()}"] for key in PER_CALL_KEYS})
     outcome.mode = settings.mode
     sources = custom_variable_sources(settings.variables, call.arguments)
-    custom = {key: channel.get_variable(key) if literal is None else literal for key, literal in sources}
+    from_channel = channel.get_variables([key for key, literal in sources if literal is None])
+    custom = {key: from_channel[key] if literal is None else literal for key, literal in sources}
     region = settings.default_region
     caller = edges.to_e164(settings.from_number or call.caller_number, region, "caller")
     agent = edges.to_e164(settings.agent_number, region, "agent")

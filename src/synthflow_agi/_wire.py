@@ -7,7 +7,7 @@ the doctests below are the protocol's own examples.
 from __future__ import annotations
 
 import re
-from typing import Mapping, NamedTuple, Tuple
+from typing import List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from ._errors import AgiError, AgiInvalidCommandError, AgiUsageError, ChannelHungUp
 
@@ -16,6 +16,7 @@ MAX_COMMAND_BYTES = 8192
 
 HANGUP_NOTICE = "HANGUP"
 
+_LENGTH_PREFIX = re.compile(rb"(\d{1,6}):")
 _REPLY = re.compile(r"(?P<code>\d{3})(?P<sep>[ -])?(?P<text>.*)\Z", re.DOTALL)
 _RESULT = re.compile(r"result=(?P<result>-?\d+)(?:\s+\((?P<data>.*)\))?")
 
@@ -117,6 +118,47 @@ def parse_reply(line: str) -> Reply:
     if code == 520:
         raise AgiUsageError(f"520 {rest}")
     raise AgiError(f"unexpected AGI reply {text[:80]!r}", code)
+
+
+def batch_expression(names: Sequence[str]) -> str:
+    """Build one ``GET FULL VARIABLE`` expression that reads every name, each value length-prefixed.
+
+    One round trip instead of one per variable.  ``LEN`` counts bytes, so any value,
+    even one holding ``:`` or digits, splits back exactly (``split_batch``).
+
+    >>> batch_expression(['CHANNEL(state)', 'SYNTHFLOW_MODE'])
+    '${LEN(${CHANNEL(state)})}:${CHANNEL(state)}${LEN(${SYNTHFLOW_MODE})}:${SYNTHFLOW_MODE}'
+    """
+    return "".join("${LEN(${%s})}:${%s}" % (name, name) for name in names)
+
+
+def split_batch(text: str, count: int) -> Optional[List[str]]:
+    """Split the value of a ``batch_expression`` back into ``count`` values.
+
+    Returns None when the text does not add up exactly: a reply cut short by
+    res_agi's buffer, or a value that was not UTF-8 (its length no longer matches).
+
+    >>> split_batch('2:Up0:7:a:1;b()', 3)
+    ['Up', '', 'a:1;b()']
+    >>> split_batch('2:Up5:ab', 2) is None
+    True
+    >>> split_batch('4:Zoë', 1)  # LEN counts bytes
+    ['Zoë']
+    """
+    if "\ufffd" in text:
+        return None
+    data, values, position = text.encode("utf-8"), [], 0
+    for _ in range(count):
+        prefix = _LENGTH_PREFIX.match(data, position)
+        if prefix is None:
+            return None
+        start = prefix.end()
+        end = start + int(prefix.group(1))
+        if end > len(data):
+            return None
+        values.append(data[start:end].decode("utf-8", "replace"))
+        position = end
+    return values if position == len(data) else None
 
 
 def ends_usage_block(line: str) -> bool:

@@ -30,7 +30,7 @@ def test_sighup_during_the_api_call_in_dial_mode(model, env):
 
 def test_sighup_before_the_api_call_makes_no_post(model, env):
     """A hangup (with SIGHUP) while settings are read gives HANGUP and no hand-off."""
-    r = call(env, hangup_at="GET VARIABLE SYNTHFLOW_MODE", hangup_sends_sighup=True)
+    r = call(env, hangup_at="GET FULL VARIABLE", hangup_sends_sighup=True)
     assert r.status == "HANGUP"
     assert_no_handoff(r)
 
@@ -64,19 +64,19 @@ def test_dead_channel_without_sighup(model, env):
     assert r.status == "HANGUP"
 
 
-@pytest.mark.parametrize("where", ['GET VARIABLE TRANSFERSTATUS', "GET VARIABLE SYNTHFLOW_MODE"])
+@pytest.mark.parametrize("where", ['GET VARIABLE TRANSFERSTATUS', "GET FULL VARIABLE"])
 def test_511_reply_is_hangup(model, env, where):
     """A 511 dead-channel reply gives HANGUP, never a traceback or a hand-off after it."""
     r = call(env, force_replies=[(where, DEAD_MSG)])
     assert r.status == "HANGUP"
-    if "MODE" in where:
+    if "FULL" in where:  # the batch that reads the state and settings, before the API
         assert_no_handoff(r)
         assert posts(model) == []
 
 
 def test_minus_one_on_channel_state_is_hangup_not_unanswered(model, env):
-    """``result=-1`` to the CHANNEL(state) query means the caller is gone: HANGUP, no POST."""
-    r = call(env, minus_one_at="GET VARIABLE CHANNEL(state)")
+    """``result=-1`` to the read of CHANNEL(state) (and the settings) means the caller is gone: HANGUP, no POST."""
+    r = call(env, minus_one_at="GET FULL VARIABLE")
     assert r.status == "HANGUP"
     assert posts(model) == []
 

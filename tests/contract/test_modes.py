@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from synthflow_agi._settings import PER_CALL_KEYS
 from tests.contract._helpers import AGENT, assert_no_handoff, call, posts, sets_of
 
 HOST = "sip.synthflow.ai"
@@ -179,7 +180,9 @@ def test_exact_wire_lines_of_the_x_ei_and_status_commands(model, env):
     assert 'SET VARIABLE "SYNTHFLOW_STATUS" "SUCCESS"' in raw
     assert 'SET VARIABLE "SYNTHFLOW_CALL_ID" "%s"' % CALL_ID in raw
     assert 'SET VARIABLE "SYNTHFLOW_ERROR" ""' in raw
-    assert 'GET VARIABLE "CHANNEL(state)"' in raw
+    assert raw[0] == 'GET FULL VARIABLE "%s"' % "".join(
+        "${LEN(${%s})}:${%s}" % (name, name) for name in ["CHANNEL(linkedid)", "CHANNEL(state)"] + [
+            "SYNTHFLOW_" + key.upper() for key in PER_CALL_KEYS])
     exec_line = [line for line in raw if line.startswith("EXEC ")][0]
     assert exec_line.endswith(' "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3B>"' % (AGENT, HOST, CALL_ID))
     assert r.verboses and all("\n" not in v for v in r.verboses)

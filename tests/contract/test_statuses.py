@@ -5,6 +5,8 @@ import pytest
 
 from tests.contract._helpers import assert_no_handoff, call, posts
 
+CALL_ID = "3f2b1c9e-4d5a-4b6c-8e7f-0123456789cd"
+
 
 @pytest.mark.parametrize("state", ["Ring", "Ringing", "Down", "Dialing"])
 def test_unanswered_channel_makes_no_api_call(model, env, state):
@@ -15,10 +17,25 @@ def test_unanswered_channel_makes_no_api_call(model, env, state):
     assert_no_handoff(r)
 
 
-def test_state_is_read_through_agi(model, env):
-    """The program asks the channel for CHANNEL(state)."""
-    r = call(env)
-    assert ["GET", "VARIABLE", "CHANNEL(state)"] in [c.words for c in r.commands]
+def test_state_and_settings_are_read_in_one_round_trip(model, env):
+    """CHANNEL(state) and every per-call setting come back from one GET FULL VARIABLE."""
+    r = call(env, variables={"SYNTHFLOW_MODE": "dial", "customer_name": "Jane"}, args=["customer_name"])
+    reads = [c for c in r.commands if c.name.startswith("GET")]
+    assert [c.words[:3] for c in reads] == [["GET", "FULL", "VARIABLE"]] * 2 + [["GET", "VARIABLE", "DIALSTATUS"]]
+    assert "${CHANNEL(state)}" in reads[0].words[3] and "${SYNTHFLOW_MODE}" in reads[0].words[3]
+    assert reads[1].words[3] == "${LEN(${customer_name})}:${customer_name}"
+    assert r.status == "SUCCESS"
+
+
+@pytest.mark.parametrize("reply", ["200 result=1 (2:Up5:di)", "200 result=1 (\ufffd)"])
+def test_a_batch_reply_that_does_not_add_up_falls_back_to_single_reads(model, env, reply):
+    """A batch reply cut short or not UTF-8 is not trusted: each variable is read on its own."""
+    model.script({"kind": "ok", "call_id": CALL_ID})
+    r = call(env, variables={"SYNTHFLOW_MODE": "dial"}, force_replies=[("GET FULL VARIABLE", reply)])
+    assert r.status == "SUCCESS"
+    assert r.execs[0][0] == "Dial"  # the mode was read after all
+    singles = [c.words[2] for c in r.commands if c.words[:2] == ["GET", "VARIABLE"]]
+    assert singles[:3] == ["CHANNEL(linkedid)", "CHANNEL(state)", "SYNTHFLOW_MODEL_ID"]
 
 
 @pytest.mark.parametrize("where,value", [

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 AGI_SCRIPT = REPO / "agi-bin" / "synthflow.agi"
 MAX_LINE = 8192  # res_agi reads a command into a buffer of this size
 DEAD_MSG = "511 Command Not Permitted on a dead channel or intercept routine"
-KNOWN = ("EXEC", "GET VARIABLE", "SET VARIABLE", "VERBOSE", "NOOP", "ANSWER")
-DEAD_OK = ("EXEC", "GET VARIABLE", "SET VARIABLE", "VERBOSE", "NOOP")
+KNOWN = ("EXEC", "GET VARIABLE", "GET FULL", "SET VARIABLE", "VERBOSE", "NOOP", "ANSWER")
+DEAD_OK = ("EXEC", "GET VARIABLE", "GET FULL", "SET VARIABLE", "VERBOSE", "NOOP")
 # A matcher picks a command: its 0-based index, a case-insensitive prefix of the parsed
 # words joined by spaces (e.g. "EXEC Transfer"), or a predicate on the parsed words.
 Matcher = Union[int, str, Callable[[List[str]], bool], None]
@@ -97,6 +97,34 @@ def _matches(matcher: Matcher, index: int, words: List[str]) -> bool:
     if isinstance(matcher, str):
         return " ".join(words).upper().startswith(matcher.upper())
     return bool(matcher(words))
+
+
+def substitute(template: str, lookup: Callable[[str], Optional[str]]) -> str:
+    """Asterisk's ``${...}`` substitution: inner expressions first, a value is never read again.
+
+    Only what GET FULL VARIABLE needs here: variables, dialplan functions looked up by
+    their full text (``CHANNEL(state)``), and ``LEN``, which counts bytes like strlen().
+
+    >>> substitute("${LEN(${A})}:${A}|${B}", {"A": "Zoë ${B}"}.get)
+    '9:Zoë ${B}|'
+    """
+    out, i = [], 0
+    while i < len(template):
+        if not template.startswith("${", i):
+            out.append(template[i])
+            i += 1
+            continue
+        depth, j = 1, i + 2
+        while j < len(template) and depth:
+            depth += {"{": 1, "}": -1}.get(template[j], 0)
+            j += 1
+        expression = substitute(template[i + 2:j - 1], lookup)
+        if expression.startswith("LEN(") and expression.endswith(")"):
+            out.append(str(len(expression[4:-1].encode("utf-8", "surrogateescape"))))
+        else:
+            out.append(lookup(expression) or "")
+        i = j
+    return "".join(out)
 
 
 def command_name(words: List[str]) -> str:
@@ -223,6 +251,10 @@ class AgiPeer:
                 return self.usage()
             value = self.variables.get(words[2])
             return "200 result=0" if value is None else "200 result=1 (%s)" % value
+        if name == "GET FULL":
+            if len(words) not in (4, 5) or words[2].upper() != "VARIABLE":
+                return self.usage()
+            return "200 result=1 (%s)" % substitute(words[3], self.variables.get)
         if name == "SET VARIABLE":
             if len(words) != 4:
                 return self.usage()

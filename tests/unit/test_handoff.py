@@ -33,6 +33,9 @@ class MemoryChannel:
     def get_variable(self, name):
         return self.variables.get(name, "")
 
+    def get_variables(self, names):
+        return {name: self.get_variable(name) for name in names}
+
     def set_variable(self, name, value):
         self.variables[name] = value
 
