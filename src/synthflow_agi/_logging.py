@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import os
 import sys
 from typing import Iterable, Optional
@@ -59,6 +58,10 @@ def configure(target: str = "stderr", secrets: Iterable[str] = (), stream=None) 
 
 
 def _syslog_handler() -> Optional[logging.Handler]:
+    # Imported here: logging.handlers pulls in pickle and queue, a cost every
+    # classic AGI process would pay for a syslog it may not use.
+    import logging.handlers
+
     if not os.path.exists(SYSLOG_SOCKET):
         return None
     try:
