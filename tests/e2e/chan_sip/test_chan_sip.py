@@ -28,28 +28,17 @@ def test_chan_sip_call_is_referred_with_x_ei_in_a_single_sip_uri(call):
 
 @pytest.mark.e2e
 @pytest.mark.chan_sip
-def test_chan_sip_dial_mode_puts_x_ei_on_the_chan_sip_invite(call):
-    """dial_technology=sip dials the agent over chan_sip; SIPAddHeader in the pre-dial handler adds X-EI: S.<id>;."""
+@pytest.mark.parametrize("context,customer_xml", [("e2e-chan-sip-dial", "customer_answers.xml"),
+                                                  ("e2e-chan-sip-auto", "customer_refuses_refer.xml")],
+                         ids=["dial", "auto_after_refused_refer"])
+def test_chan_sip_dial_puts_x_ei_on_the_chan_sip_invite(call, context, customer_xml):
+    """Dial (and auto after a 603 to the REFER) reach the agent over chan_sip; SIPAddHeader adds X-EI: S.<id>;; one POST."""
     call.model.script({"kind": "ok", "call_id": DIAL_ID})
     agent = call.sipp("agent", "agent_requires_chan_sip_xei.xml", SYNTHFLOW)
-    customer = call.sipp("customer", "customer_answers.xml", CUSTOMER_CHAN_SIP)
-    call.originate("e2e-chan-sip-dial", {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="customer-sip", technology="SIP")
+    customer = call.sipp("customer", customer_xml, CUSTOMER_CHAN_SIP)
+    call.originate(context, {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="customer-sip", technology="SIP")
     agent.assert_passed()
     customer.assert_passed()
     assert call.result()["status"] == "SUCCESS"
     assert re.search(r"Executing \[s@synthflow-predial:\d+\] SIPAddHeader\(\"SIP/", call.log())
-    assert len(call.posts()) == 1
-
-
-@pytest.mark.e2e
-@pytest.mark.chan_sip
-def test_chan_sip_auto_mode_dials_after_a_refused_refer(call):
-    """Auto mode on chan_sip: the customer refuses the REFER (603), then the agent gets a chan_sip INVITE with X-EI; one POST."""
-    call.model.script({"kind": "ok", "call_id": DIAL_ID})
-    agent = call.sipp("agent", "agent_requires_chan_sip_xei.xml", SYNTHFLOW)
-    customer = call.sipp("customer", "customer_refuses_refer.xml", CUSTOMER_CHAN_SIP)
-    call.originate("e2e-chan-sip-auto", {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="customer-sip", technology="SIP")
-    customer.assert_passed()
-    agent.assert_passed()
-    assert call.result()["status"] == "SUCCESS"
     assert len(call.posts()) == 1

@@ -22,27 +22,15 @@ def test_transfer_mode_on_a_local_channel_fails_clearly_before_the_api(call):
 
 
 @pytest.mark.e2e
-def test_dial_mode_works_from_a_local_channel(call):
-    """Dial mode from a Local channel reaches the agent with X-EI: S.<id>; on the INVITE."""
+@pytest.mark.parametrize("context", ["e2e-local-dial", "e2e-local-auto"], ids=["dial", "auto"])
+def test_dial_and_auto_modes_reach_the_agent_from_a_local_channel(call, context):
+    """Dial mode, and auto mode without trying a REFER, reach the agent from a Local channel with X-EI: S.<id>;."""
     call.model.script({"kind": "ok", "call_id": DIAL_ID})
     agent = call.sipp("agent", "agent_requires_xei.xml", SYNTHFLOW)
-    call.originate("e2e-local-dial", {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="e2e-local-answer",
-                   number="s", technology="Local")
+    call.originate(context, {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="e2e-local-answer", number="s", technology="Local")
     agent.assert_passed()
     result = call.result()
     assert result["status"] == "SUCCESS", result
     assert result["call_id"] == DIAL_ID
-    assert len(call.posts()) == 1
-
-
-@pytest.mark.e2e
-def test_auto_mode_on_a_local_channel_dials_without_trying_a_refer(call):
-    """Auto mode on a Local channel skips the REFER it cannot send and dials the agent with X-EI; one POST."""
-    call.model.script({"kind": "ok", "call_id": DIAL_ID})
-    agent = call.sipp("agent", "agent_requires_xei.xml", SYNTHFLOW)
-    call.originate("e2e-local-auto", {"CUSTOMER_NUMBER": CUSTOMER}, endpoint="e2e-local-answer",
-                   number="s", technology="Local")
-    agent.assert_passed()
-    assert call.result()["status"] == "SUCCESS"
     assert len(call.posts()) == 1
     assert requests_sent(call.sip_messages(), "REFER") == []
