@@ -29,6 +29,10 @@ DEFAULT_PORT = 4573
 # Each call thread needs little stack; capping it keeps hundreds of
 # concurrent calls within a small resident and virtual footprint.
 THREAD_STACK_BYTES = 512 * 1024
+# AGI lines are short and every command is flushed at once, so the default
+# buffers (8 KiB, and 128 KiB from Python 3.14) per direction and call are idle
+# address space; a longer line still passes through a small buffer.
+AGI_BUFFER_BYTES = 1024
 
 
 class SocketChannel(AgiChannel):
@@ -39,8 +43,8 @@ class SocketChannel(AgiChannel):
         self._read_timeout = read_timeout
         sock.settimeout(read_timeout)
         super().__init__(
-            sock.makefile("r", encoding="utf-8", errors="replace", newline="\n"),
-            sock.makefile("w", encoding="utf-8", errors="replace", newline="\n"),
+            sock.makefile("r", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"),
+            sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"),
         )
 
     def exec(self, application: str, arguments: str) -> int:
