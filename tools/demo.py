@@ -3,8 +3,9 @@
 
     python tools/demo.py              # customer answers -> prepare_inbound -> REFER with X-EI
     python tools/demo.py --mode dial  # ... -> Dial to the agent with X-EI on the INVITE
+    python tools/demo.py --suite bullseye --agi fastagi   # on Asterisk 16, through FastAGI
 
-Builds (or reuses) the lab image like the E2E suite, runs Asterisk 22 in a container with
+Builds (or reuses) the lab image like the E2E suite, runs Asterisk (22, or 16) in a container with
 SIPp peers and the Synthflow API model on 127.0.0.1, then stops all of them.
 """
 import argparse
@@ -49,13 +50,15 @@ def section(title):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="transfer")
+    parser.add_argument("--suite", choices=["sid", "bullseye"], default="sid", help="sid: Asterisk 22, bullseye: 16.28")
+    parser.add_argument("--agi", choices=["classic", "fastagi"], default="classic", help="how the dialplan reaches the program")
     args = parser.parse_args(argv)
     mode = MODES[args.mode]
     token = "demo-" + secrets.token_hex(12)
     run_dir = CACHE / "run-demo"
     shutil.rmtree(str(run_dir), ignore_errors=True)
     try:
-        asterisk, model = start_lab(run_dir, token)
+        asterisk, model = start_lab(run_dir, token, suite=args.suite, agi=args.agi)
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         print("demo: the lab could not start: %s" % exc, file=sys.stderr)
         return 2
