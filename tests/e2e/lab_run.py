@@ -216,7 +216,6 @@ class AsteriskLab:
             problems += text_problems(self.since(mark, name), name, secrets)
         return problems
 
-
     def agi_route_problems(self, mark, agi):
         """Calls since mark that ran the program another way than this lab's (classic/fastagi)."""
         wanted = FASTAGI_URI if agi == "fastagi" else CLASSIC_AGI

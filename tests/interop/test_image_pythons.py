@@ -23,7 +23,7 @@ INNER_TIMEOUT = 900
 
 def inner_script(python):
     return (
-        "set -e; {py} -m pip install -q --no-index --find-links /wheels --disable-pip-version-check pytest; "
+        "set -e; {py} -V; {py} -m pip install -q --no-index --find-links /wheels --disable-pip-version-check pytest; "
         "cd /repo; exec {py} -m pytest -p no:cacheprovider -q {suites}"
     ).format(py=python, suites=" ".join(INNER_SUITES))
 
@@ -50,6 +50,5 @@ def test_unit_and_contract_suites_pass_on_the_images_python(suite, pytestconfig)
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) >= MIN_INNER_TESTS, summary
     assert not re.search(r"failed|error|skipped|xfail", summary), summary
-    version = subprocess.run(engine.run_args() + ["--rm", image, "/opt/synthflow-agi/bin/python", "-V"],
-                             stdout=subprocess.PIPE, universal_newlines=True).stdout
-    assert version.startswith("Python %s." % IMAGE_PYTHON[suite]), version
+    # The interpreter that ran them, printed first by inner_script (no second container).
+    assert output.startswith("Python %s." % IMAGE_PYTHON[suite]), output[:200]
