@@ -15,11 +15,11 @@ import time
 from typing import Iterator, Optional
 
 from ._call import CallInfo, PreparedCall, PrepareRequest
-from ._errors import ChannelHungUp, ConfigError
+from ._errors import ChannelHungUp
 from ._edges import ClientCache, to_e164, wrap_api
 from ._handoff import Edges, PrepareApi, hand_off
 from ._logging import LOGGER, call_line, configure
-from ._settings import load_sources
+from ._settings import load_base
 
 
 class SighupWatch:
@@ -90,12 +90,8 @@ def main(argv: Optional[list] = None) -> int:
 
         channel = AgiChannel(agi_in, agi_out)
         watch.attach(channel)
-        try:
-            base = load_sources(os.environ)
-        except ConfigError as exc:
-            base = exc
-        if not isinstance(base, ConfigError):
-            configure(base.get("log", "stderr"), secrets=[base.get("api_token", "")])
+        base = load_base(os.environ)
+        configure(base.log, secrets=base.secrets)
         api_for = wrap_api(ClientCache(), lambda api: _AbortableApi(api, watch))
         edges = Edges(api_for=api_for, to_e164=to_e164, clock=time.monotonic)
         call = CallInfo.from_env(channel.env)

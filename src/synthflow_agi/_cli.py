@@ -14,11 +14,36 @@ from typing import List, Optional
 
 from . import __version__
 from ._call import PrepareRequest
+from ._clusters import LEGACY_CLUSTER
 from ._errors import ApiError, ConfigError, SynthflowAgiError
-from ._settings import config_path, load_sources, resolve
+from ._handoff import custom_variable_sources
+from ._settings import Settings, config_path, load_base, resolve
+from ._text import printable, redact
 
 # A fictional number (NANP 555-01xx) for `check --live`, so no real person is named.
 TEST_CALLER = "+12025550199"
+
+MODE_NOTES = {
+    "dial": ("Asterisk dials the agent itself, so X-EI is on the INVITE by construction; "
+             "Asterisk stays in the call's signalling (and media, unless direct_media is set up)."),
+    "transfer": ("a REFER to the party that delivered the call, with X-EI inside the Refer-To URI. "
+                 "Most SIP stacks drop URI headers (see docs/refer-recipients.md); SUCCESS means "
+                 "'the REFER was accepted', not 'X-EI arrived'. Run `synthflow-agi probe-refer` first."),
+    "auto": ("REFER first, with the same caveat as transfer; Dial only when the REFER itself is refused."),
+}
+
+
+class _Output:
+    """Everything the CLI prints goes through here, with the token redacted."""
+
+    def __init__(self) -> None:
+        self.secrets: tuple = ()
+
+    def say(self, text: str, err: bool = False) -> None:
+        print(redact(text, self.secrets), file=sys.stderr if err else sys.stdout)
+
+
+OUT = _Output()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -31,10 +56,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return args.run(args)
     except SynthflowAgiError as exc:
-        print(f"synthflow-agi: {exc.status.value}: {exc.reason}", file=sys.stderr)
+        OUT.say(f"synthflow-agi: {exc.status.value}: {printable(exc.reason)}", err=True)
         return 1 if isinstance(exc, ApiError) else 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
+        OUT.say(f"synthflow-agi: INTERNAL_ERROR: {type(exc).__name__}", err=True)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,35 +89,47 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings() -> Settings:
+    base = load_base(os.environ)
+    OUT.secrets = base.secrets
+    if not base.usable:
+        raise ConfigError(base.error)
+    return resolve(base.raw)
+
+
 def _check(args: argparse.Namespace) -> int:
     path, named = config_path(os.environ)
     state = "found" if os.path.exists(path) else ("MISSING" if named else "absent, defaults and environment only")
-    print(f"config file: {path} ({state})")
-    settings = resolve(load_sources(os.environ))
+    OUT.say(f"config file: {path} ({state})")
+    settings = _settings()
     from ._numbers import to_e164
 
     agent = to_e164(settings.agent_number, settings.default_region, "agent")
     width = max(len(key) for key, _ in settings.public_items())
     for key, value in settings.public_items():
-        print(f"  {key.ljust(width)} = {value}")
-    print(f"agent number in E.164: {agent}")
+        OUT.say(f"  {key.ljust(width)} = {value}")
+    OUT.say(f"agent number in E.164: {agent}")
+    OUT.say(f"mode {settings.mode}: {MODE_NOTES[settings.mode]}")
+    if settings.cluster == LEGACY_CLUSTER:
+        OUT.say("WARNING: cluster global is Synthflow's legacy cluster, retired by the end of 2026; "
+                "set cluster = us or eu (the workspace's data region)", err=True)
     if args.live:
-        caller = to_e164(settings.from_number or TEST_CALLER, settings.default_region, "caller")
+        # Always the fictional caller: a live check must not register a real person's number.
+        caller = to_e164(TEST_CALLER, "US", "caller")
         _print_answer(settings, PrepareRequest(caller, agent, settings.model_id, settings.workspace_id, {}))
-    print("configuration OK")
+    OUT.say("configuration OK")
     return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    settings = resolve(load_sources(os.environ))
+    settings = _settings()
     from ._numbers import to_e164
 
-    variables = {}
     for item in args.var:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+        if "=" not in item:
             raise ConfigError(f"--var {item[:40]!r} is not KEY=VALUE")
-        variables[key] = value
+    # The same key rule as AGI arguments, so what works here works in the dialplan.
+    variables = dict(custom_variable_sources((), tuple(args.var)))
     request = PrepareRequest(
         to_e164(args.from_number, settings.default_region, "caller"),
         to_e164(args.to_number or settings.agent_number, settings.default_region, "agent"),
@@ -118,4 +158,4 @@ def _print_answer(settings, request: PrepareRequest) -> None:
         prepared = client.prepare(request, settings.timeout)
     finally:
         client.close()
-    print(json.dumps(prepared.answer, indent=2, ensure_ascii=False, sort_keys=True))
+    OUT.say(json.dumps(prepared.answer, indent=2, ensure_ascii=True, sort_keys=True))

@@ -4,15 +4,21 @@ Every failure the hand-off can meet is one of these, and each class names
 the ``Status`` the dialplan sees::
 
     SynthflowAgiError
+    ├── NotAnsweredError       NOT_ANSWERED     the channel is not Up
     ├── ConfigError            CONFIG_ERROR     settings missing or malformed
     ├── InvalidNumberError     INVALID_NUMBER   a number phonenumbers cannot use
     ├── ApiError               API_ERROR        prepare_inbound failed
     │   ├── ApiAuthError       API_AUTH_FAILED  401 or 403
     │   └── ApiTimeoutError    API_TIMEOUT      the deadline passed
     ├── HandoffError           TRANSFER_FAILED  Transfer/Dial did not reach the agent
-    └── AgiError                                the AGI peer refused a command
-        ├── AgiInvalidCommandError   510
-        └── AgiUsageError            520
+    └── InternalError          INTERNAL_ERROR   this program or the AGI link is at fault
+        ├── AgiError                            the AGI peer refused a command or was unreadable
+        │   ├── AgiInvalidCommandError   510
+        │   └── AgiUsageError            520
+        └── UnmappedError                       a third-party exception no mapping table knows
+
+``API_ERROR`` is kept for what the API did; ``INTERNAL_ERROR`` sends the
+operator to this program and its AGI link, not to Synthflow.
 
 A hangup is not an error: it is ``ChannelHungUp``, which sits outside this
 tree so that no ``except SynthflowAgiError`` can swallow it by accident.
@@ -30,11 +36,17 @@ from ._status import Status
 class SynthflowAgiError(Exception):
     """Base of every failure that ends in a non-SUCCESS status."""
 
-    status = Status.API_ERROR
+    status = Status.INTERNAL_ERROR
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class NotAnsweredError(SynthflowAgiError):
+    """The channel is not up, so there is nobody to hand over."""
+
+    status = Status.NOT_ANSWERED
 
 
 class ConfigError(SynthflowAgiError):
@@ -81,8 +93,18 @@ class HandoffError(SynthflowAgiError):
         self.refused = refused
 
 
-class AgiError(SynthflowAgiError):
-    """Asterisk answered an AGI command with an error code."""
+class InternalError(SynthflowAgiError):
+    """A failure of this program or of its AGI link, not of Synthflow or the settings."""
+
+    status = Status.INTERNAL_ERROR
+
+
+class UnmappedError(InternalError):
+    """A third-party exception that no mapping table names: a bug to fix at the edge."""
+
+
+class AgiError(InternalError):
+    """Asterisk answered an AGI command with an error code, or with something unreadable."""
 
     code = 0
 

@@ -14,15 +14,16 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Mapping, Optional, Tuple, Union
+from typing import Mapping, Optional, Tuple
 
 from ._agi import AgiChannel
 from ._call import CallInfo
 from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
 from ._handoff import Edges, hand_off
-from ._logging import LOGGER, call_line
-from ._settings import load_sources
+from ._text import describe_text
+from ._logging import LOGGER, call_line, configure
+from ._settings import Base, load_base
 
 ROUTE = "synthflow"
 DEFAULT_PORT = 4573
@@ -102,7 +103,7 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self.request_queue_size = min(max_connections, 1024)
         super().__init__(address, socketserver.BaseRequestHandler, bind_and_activate=True)
         self._environ = environ
-        self.base: Union[Mapping[str, str], ConfigError] = _load(environ)
+        self.base: Base = load_base(environ)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._read_timeout = read_timeout
         self._clients = ClientCache(pool_size=max_connections)
@@ -113,13 +114,18 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self.stats = Stats()
 
     def reload(self) -> None:
-        """Re-read the settings; a broken file keeps the previous working ones."""
-        fresh = _load(self._environ)
-        if isinstance(fresh, ConfigError) and not isinstance(self.base, ConfigError):
-            LOGGER.error("reload refused, keeping the previous settings: %s", fresh.reason)
+        """Re-read and validate the settings; anything unusable keeps the previous ones in force."""
+        fresh = load_base(self._environ)
+        if not fresh.usable:
+            LOGGER.error("reload refused, keeping the previous settings: %s", fresh.error)
             return
+        # The old token stays redacted too: calls in flight may still be using it.
+        configure(fresh.log, secrets=fresh.secrets + self.base.secrets)
         self.base = fresh
-        LOGGER.info("settings reloaded%s", f" with an error: {fresh.reason}" if isinstance(fresh, ConfigError) else "")
+        # New calls build clients for the new settings; calls in flight finish on
+        # theirs, which close their connections once returned to the pool.
+        self._clients.close()
+        LOGGER.info("settings reloaded")
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
@@ -158,7 +164,7 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         base = self.base
         script = channel.env.get("agi_network_script", "").strip("/")
         if script != ROUTE:
-            base = ConfigError(f"unknown FastAGI script {script[:40]!r}; the route is agi://host:port/{ROUTE}")
+            base = Base(base.raw, f"unknown FastAGI script ({describe_text(script)}); the route is agi://host:port/{ROUTE}")
         call = CallInfo.from_env(channel.env)
         outcome = hand_off(channel, call, base, self._edges)
         LOGGER.info(call_line(call, outcome))
@@ -183,13 +189,6 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self._clients.close()
 
 
-def _load(environ: Mapping[str, str]) -> Union[Mapping[str, str], ConfigError]:
-    try:
-        return load_sources(environ)
-    except ConfigError as exc:
-        return exc
-
-
 def parse_listen(text: str) -> Tuple[str, int]:
     """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573).
 
@@ -211,14 +210,11 @@ def parse_listen(text: str) -> Tuple[str, int]:
 
 def serve(listen: str, max_connections: int, read_timeout: float, grace: float, summary_interval: float) -> int:
     """Run the server until SIGTERM/SIGINT; SIGHUP reloads the settings."""
-    from ._logging import configure
-
     threading.stack_size(THREAD_STACK_BYTES)
     server = FastAgiServer(parse_listen(listen), os.environ, max_connections, read_timeout, summary_interval)
-    if isinstance(server.base, ConfigError):
-        LOGGER.error("starting with a configuration error; every call gets CONFIG_ERROR: %s", server.base.reason)
-    else:
-        configure(server.base.get("log", "stderr"), secrets=[server.base.get("api_token", "")])
+    configure(server.base.log, secrets=server.base.secrets)
+    if not server.base.usable:
+        LOGGER.error("starting with a configuration error; every call gets CONFIG_ERROR: %s", server.base.error)
     stopping = threading.Event()
 
     def stop(signum, frame) -> None:

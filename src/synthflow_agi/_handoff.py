@@ -9,18 +9,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 from . import _sip
 from ._call import CallInfo, Outcome, PreparedCall, PrepareRequest
-from ._errors import ChannelHungUp, ConfigError, HandoffError, SynthflowAgiError
-from ._settings import PER_CALL_KEYS, Settings, resolve
+from ._errors import ChannelHungUp, ConfigError, HandoffError, NotAnsweredError, SynthflowAgiError
+from ._refer import transfer_failure
+from ._settings import PER_CALL_KEYS, Base, Settings, resolve
 from ._status import Status
+from ._text import printable, redact
 
 # Dialplan variable names, or a function call such as CALLERID(name).
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9_,.-]*\))?\Z")
 _LITERAL_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
-_REFUSED_TRANSFER = ("FAILURE", "UNSUPPORTED")
 MAX_ERROR_LENGTH = 240
 _CALL_READS = ("CHANNEL(linkedid)", "CHANNEL(state)") + tuple(f"SYNTHFLOW_{key.upper()}" for key in PER_CALL_KEYS)
 _LOG = logging.getLogger("synthflow_agi")
@@ -55,17 +56,10 @@ class Edges:
     clock: Callable[[], float]
 
 
-class NotAnsweredError(SynthflowAgiError):
-    """The channel is not up, so there is nobody to hand over."""
-
-    status = Status.NOT_ANSWERED
-
-
-def hand_off(channel: Channel, call: CallInfo, base: Union[Mapping[str, str], ConfigError], edges: Edges) -> Outcome:
+def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outcome:
     """Run one hand-off and publish its outcome on the channel; never raises."""
     started = edges.clock()
     outcome = Outcome()
-    secret = "" if isinstance(base, ConfigError) else base.get("api_token", "")
     try:
         _run(channel, call, base, edges, outcome)
         outcome.status, outcome.error = Status.SUCCESS, ""
@@ -75,8 +69,9 @@ def hand_off(channel: Channel, call: CallInfo, base: Union[Mapping[str, str], Co
         outcome.status, outcome.error = exc.status, exc.reason
     except Exception as exc:  # noqa: BLE001 - a bug must still leave the dialplan a status
         _LOG.exception("internal error during the hand-off")
-        outcome.status, outcome.error = Status.API_ERROR, f"internal error ({type(exc).__name__})"
-    outcome.error = redact(outcome.error, secret)[:MAX_ERROR_LENGTH]
+        outcome.status, outcome.error = Status.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
+    # Redact before cutting: a cut could leave a prefix of the token that no longer matches.
+    outcome.error = printable(redact(outcome.error, base.secrets))[:MAX_ERROR_LENGTH]
     outcome.total_ms = (edges.clock() - started) * 1000.0
     publish(channel, outcome)
     return outcome
@@ -90,9 +85,9 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
     state = values["CHANNEL(state)"]
     if state != "Up":
         raise NotAnsweredError(f"channel state is {state or 'unknown'}, not Up")
-    if isinstance(base, ConfigError):
-        raise base
-    settings = resolve(base, {key: values[f"SYNTHFLOW_{key.upper()}"] for key in PER_CALL_KEYS})
+    if not base.usable:
+        raise ConfigError(base.error)
+    settings = resolve(base.raw, {key: values[f"SYNTHFLOW_{key.upper()}"] for key in PER_CALL_KEYS})
     outcome.mode = settings.mode
     sources = custom_variable_sources(settings.variables, call.arguments)
     from_channel = channel.get_variables([key for key, literal in sources if literal is None])
@@ -104,6 +99,8 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
     if settings.mode == "transfer" and not _sip.can_transfer(call.technology):
         _sip.require_transfer(call.technology)
     request = PrepareRequest(caller, agent, settings.model_id, settings.workspace_id, custom)
+    # Registering a call that will never arrive costs the customer at Synthflow.
+    _require_caller(channel, "before the API call")
     api_started = edges.clock()
     try:
         prepared = edges.api_for(settings).prepare(request, settings.timeout)
@@ -111,6 +108,7 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
         outcome.api_ms = (edges.clock() - api_started) * 1000.0
     outcome.call_id = _sip.validate_call_id(prepared.call_id)
     channel.set_variable("SYNTHFLOW_CALL_ID", outcome.call_id)
+    _require_caller(channel, "before the hand-off")
     if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
         _dial(channel, settings, outcome)
         return
@@ -123,6 +121,11 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
         _dial(channel, settings, outcome)
 
 
+def _require_caller(channel: Channel, when: str) -> None:
+    if getattr(channel, "hung_up", False):
+        raise ChannelHungUp(f"caller hung up {when}")
+
+
 def _transfer(channel: Channel, call: CallInfo, outcome: Outcome) -> None:
     destination = _sip.transfer_destination(call.technology, outcome.target, outcome.call_id)
     if call.technology == _sip.TECH_PJSIP:
@@ -133,13 +136,10 @@ def _transfer(channel: Channel, call: CallInfo, outcome: Outcome) -> None:
     status = channel.get_variable("TRANSFERSTATUS")
     if status == "SUCCESS":
         return
+    failure = transfer_failure(status, channel.get_variable("TRANSFERSTATUSPROTOCOL"), call.technology)
     if hung_up:
-        raise ChannelHungUp(f"caller hung up during Transfer (TRANSFERSTATUS={status or 'unset'})")
-    protocol = channel.get_variable("TRANSFERSTATUSPROTOCOL")
-    raise HandoffError(
-        f"Transfer {status or 'gave no TRANSFERSTATUS'} (SIP {protocol or 'n/a'})",
-        refused=status in _REFUSED_TRANSFER,
-    )
+        raise ChannelHungUp(f"caller hung up during Transfer ({failure.reason})")
+    raise failure
 
 
 def _dial(channel: Channel, settings: Settings, outcome: Outcome) -> None:
@@ -218,12 +218,3 @@ def publish(channel: Channel, outcome: Outcome) -> None:
     except (ChannelHungUp, SynthflowAgiError):
         # The AGI link itself is gone; the log line still records the outcome.
         pass
-
-
-def redact(text: str, secret: str) -> str:
-    """Remove a secret from text meant for humans.
-
-    >>> redact('token abc123 leaked', 'abc123')
-    'token *** leaked'
-    """
-    return text.replace(secret, "***") if secret else text

@@ -9,6 +9,7 @@ import sys
 from typing import Iterable, Optional
 
 from ._call import CallInfo, Outcome
+from ._text import redact
 
 LOGGER = logging.getLogger("synthflow_agi")
 SYSLOG_SOCKET = "/dev/log"
@@ -24,16 +25,13 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, ()
+            record.msg, record.args = redact(message, self._secrets), ()
         if record.exc_info and not record.exc_text:
             # Tracebacks print locals' reprs nowhere, but exception messages
             # can carry text; format now so the redaction covers it too.
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            for secret in self._secrets:
-                record.exc_text = record.exc_text.replace(secret, "***")
+            record.exc_text = redact(record.exc_text, self._secrets)
         return True
 
 

@@ -1,16 +1,21 @@
 """Settings: defaults < INI file < SYNTHFLOW_* environment < per-call channel variables.
 
 Reading the sources is the only I/O here; merging and validating is pure, so
-the same base serves every call and a FastAGI reload swaps it whole.
+the same base serves every call and a FastAGI reload swaps it whole.  Settings
+that cannot be used are a value too (``Base`` with a reason), never an
+exception kept and re-raised for every call.
 """
 
 from __future__ import annotations
 
 import configparser
 import dataclasses
+import ipaddress
 import os
 from typing import Dict, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
+from ._clusters import CLUSTERS, mismatch
 from ._errors import ConfigError
 from ._sip import TRANSPORTS, validate_host
 
@@ -19,7 +24,9 @@ CONFIG_PATH_VARIABLE = "SYNTHFLOW_CONFIG"
 SECTION = "general"
 
 DEFAULTS: Mapping[str, str] = {
-    "api_url": "https://api.synthflow.ai/v2",
+    "cluster": "us",
+    "api_url": "",
+    "allow_insecure_http": "no",
     "api_token": "",
     "api_token_file": "",
     "model_id": "",
@@ -27,10 +34,10 @@ DEFAULTS: Mapping[str, str] = {
     "agent_number": "",
     "from_number": "",
     "default_region": "US",
-    "sip_host": "sip.synthflow.ai",
+    "sip_host": "",
     "sip_port": "",
     "sip_transport": "udp",
-    "mode": "transfer",
+    "mode": "dial",
     "dial_technology": "pjsip",
     "dial_endpoint": "synthflow",
     "dial_timeout": "30",
@@ -55,6 +62,10 @@ MODES = ("transfer", "dial", "auto")
 DIAL_TECHNOLOGIES = ("pjsip", "sip")
 LOG_TARGETS = ("stderr", "syslog", "both")
 MIN_TOKEN_LENGTH = 8
+# Bounds on what is read from disk: a config file and a token are small.
+MAX_CONFIG_BYTES = 256 * 1024
+MAX_TOKEN_BYTES = 4096
+_YES, _NO = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
 _REQUIRED = ("api_token", "model_id", "workspace_id", "agent_number")
 _SAFE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _SAFE_HANDLER = _SAFE_NAME | {"^", "+"}
@@ -64,6 +75,7 @@ _SAFE_HANDLER = _SAFE_NAME | {"^", "+"}
 class Settings:
     """The validated settings for one call."""
 
+    cluster: str
     api_url: str
     api_token: str = dataclasses.field(repr=False)
     model_id: str
@@ -80,6 +92,7 @@ class Settings:
     dial_timeout: int
     predial_handler: str
     variables: Tuple[str, ...]
+    allow_insecure_http: bool
     timeout: float
     retries: int
     log: str
@@ -117,6 +130,56 @@ def load_sources(environ: Mapping[str, str]) -> Dict[str, str]:
     return raw
 
 
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """The process-wide settings as loaded: the raw values, or why they cannot be used."""
+
+    raw: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    error: str = ""
+
+    @property
+    def usable(self) -> bool:
+        """Whether calls can run on these settings (a per-call override may still be wrong)."""
+        return not self.error
+
+    @property
+    def secrets(self) -> Tuple[str, ...]:
+        """The token as configured and as trimmed, for log redaction."""
+        token = self.raw.get("api_token", "")
+        return tuple(dict.fromkeys(form for form in (token, token.strip()) if form))
+
+    @property
+    def log(self) -> str:
+        """Where the log goes; stderr for settings that cannot be used."""
+        value = self.raw.get("log", "stderr").strip().lower()
+        return value if value in LOG_TARGETS else "stderr"
+
+
+def load_base(environ: Mapping[str, str]) -> Base:
+    """Load and fully validate the process-wide settings; a failure is a ``Base`` with a reason."""
+    try:
+        raw = load_sources(environ)
+    except ConfigError as exc:
+        return Base({}, exc.reason)
+    try:
+        validate_base(raw)
+    except ConfigError as exc:
+        # The raw values stay, unused, so that the token is still redacted from the log.
+        return Base(raw, exc.reason)
+    return Base(raw)
+
+
+def validate_base(raw: Mapping[str, str]) -> Settings:
+    """Validate every process-wide value, so a reload can refuse a file before swapping it in.
+
+    Required keys that a dialplan may supply per call (model, workspace, agent
+    number) are stood in for when absent; every value that is present is checked.
+    """
+    stand_ins = {"model_id": "per-call", "workspace_id": "per-call", "agent_number": "+10000000000"}
+    present = {key: value for key, value in raw.items() if key not in stand_ins or str(value).strip()}
+    return resolve({**stand_ins, **present})
+
+
 def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None) -> Settings:
     """Apply per-call overrides (empty means unset) and validate into Settings."""
     merged = dict(raw)
@@ -128,15 +191,23 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         raise ConfigError(f"missing required setting(s): {', '.join(missing)}")
     transport = _choice(merged, "sip_transport", TRANSPORTS)
     port_text = merged["sip_port"] or ("32682" if transport == "tls" else "32681")
+    cluster = _choice(merged, "cluster", tuple(CLUSTERS))
+    insecure = _flag(merged, "allow_insecure_http")
+    api_url = _api_url(merged["api_url"] or CLUSTERS[cluster].api_url, insecure)
+    sip_host = validate_host(merged["sip_host"].strip() or CLUSTERS[cluster].sip_host)
+    problem = mismatch(urlsplit(api_url).hostname or "", sip_host)
+    if problem:
+        raise ConfigError(problem)
     return Settings(
-        api_url=_api_url(merged["api_url"]),
+        cluster=cluster,
+        api_url=api_url,
         api_token=_token(merged["api_token"]),
         model_id=merged["model_id"].strip(),
         workspace_id=merged["workspace_id"].strip(),
         agent_number=merged["agent_number"].strip(),
         from_number=merged["from_number"].strip(),
         default_region=merged["default_region"].strip().upper(),
-        sip_host=validate_host(merged["sip_host"].strip()),
+        sip_host=sip_host,
         sip_port=_number("sip_port", port_text, int, 1, 65535),
         sip_transport=transport,
         mode=_choice(merged, "mode", MODES),
@@ -145,6 +216,7 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         dial_timeout=_number("dial_timeout", merged["dial_timeout"], int, 1, 3600),
         predial_handler=_safe("predial_handler", merged["predial_handler"], _SAFE_HANDLER),
         variables=tuple(name.strip() for name in merged["variables"].split(",") if name.strip()),
+        allow_insecure_http=insecure,
         timeout=_number("timeout", merged["timeout"], float, 0.1, 60.0),
         retries=_number("retries", merged["retries"], int, 0, 10),
         log=_choice(merged, "log", LOG_TARGETS),
@@ -188,10 +260,16 @@ def _token(value: str) -> str:
 
 
 def _read_ini(path: str, required: bool) -> Dict[str, str]:
-    parser = configparser.ConfigParser(interpolation=None, default_section="__none__")
+    # Asterisk's own .conf files end lines with "; comment", and users copy that
+    # habit; configparser keeps such text in the value unless told otherwise.
+    parser = configparser.ConfigParser(interpolation=None, default_section="__none__",
+                                       comment_prefixes=(";", "#"), inline_comment_prefixes=(";", "#"))
     try:
         with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB")
+        parser.read_string(text, source=path)
     except FileNotFoundError:
         if required:
             raise ConfigError(f"config file {path} (named by {CONFIG_PATH_VARIABLE}) does not exist") from None
@@ -210,20 +288,70 @@ def _read_ini(path: str, required: bool) -> Dict[str, str]:
 def _read_token_file(path: str) -> str:
     try:
         with open(os.path.expanduser(path), encoding="utf-8") as handle:
-            token = handle.read().strip()
+            token = handle.read(MAX_TOKEN_BYTES + 1).strip()
     except (OSError, UnicodeDecodeError) as exc:
         # The exception text holds only the path, never the file's content.
         raise ConfigError(f"cannot read api_token_file {path}: {_first_line(exc)}") from exc
     if not token:
         raise ConfigError(f"api_token_file {path} is empty")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise ConfigError(f"api_token_file {path} holds more than {MAX_TOKEN_BYTES} bytes: not a token")
     return token
 
 
-def _api_url(value: str) -> str:
+def _api_url(value: str, allow_insecure: bool) -> str:
+    """Return the API base URL without a trailing slash, or raise ConfigError saying what is wrong.
+
+    The token goes in every request's Authorization header, so plain http is
+    refused unless the host is this machine, or the operator said otherwise.
+
+    >>> _api_url('https://api.us.synthflow.ai/v2/', False)
+    'https://api.us.synthflow.ai/v2'
+    >>> _api_url('http://[127.0.0.1/v2', False)
+    Traceback (most recent call last):
+    synthflow_agi._errors.ConfigError: api_url is not a valid URL: Invalid IPv6 URL
+    >>> _api_url('http://api.example.net/v2', False)
+    Traceback (most recent call last):
+    synthflow_agi._errors.ConfigError: api_url uses plain http to api.example.net, which would send the token in clear text; use https, or set allow_insecure_http = yes
+    """
     url = value.strip().rstrip("/")
-    if not (url.startswith("https://") or url.startswith("http://")) or any(c.isspace() for c in url):
-        raise ConfigError(f"api_url {url[:80]!r} is not an http(s) URL")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise ConfigError("api_url holds spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"api_url is not a valid URL: {_first_line(exc)}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(f"api_url must start with https:// (scheme {parts.scheme[:10]!r})")
+    if not host:
+        raise ConfigError("api_url has no host")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("api_url must not carry a user name or password; the token is the credential")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError("api_url must not carry a query or fragment")
+    if parts.scheme == "http" and not allow_insecure and not _is_loopback(host):
+        raise ConfigError(f"api_url uses plain http to {host[:80]}, which would send the token in clear text; "
+                          "use https, or set allow_insecure_http = yes")
     return url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _flag(merged: Mapping[str, str], key: str) -> bool:
+    value = merged[key].strip().lower()
+    if value in _YES:
+        return True
+    if value in _NO:
+        return False
+    raise ConfigError(f"{key} {value[:20]!r} is not yes or no")
 
 
 def _choice(merged: Mapping[str, str], key: str, allowed: Tuple[str, ...]) -> str:

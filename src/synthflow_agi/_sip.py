@@ -14,6 +14,7 @@ from ._errors import ApiError, ConfigError, HandoffError
 # Synthflow ids are UUIDs today; allow any id made only of URI-unreserved
 # characters that cannot end the header (";"), the URI (">") or the line.
 _CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{7,127}\Z")
+_ID_CHARACTERS = re.compile(r"[A-Za-z0-9_-]*\Z")
 _HOSTNAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\Z")
 _IPV6_REFERENCE = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
 _E164 = re.compile(r"\+[1-9][0-9]{1,14}\Z")
@@ -24,18 +25,49 @@ TECH_CHAN_SIP = "SIP"
 
 
 def validate_call_id(value: object) -> str:
-    """Return the call id if it is safe to put into SIP, else raise ApiError.
+    r"""Return the call id if it is safe to put into SIP, else raise ApiError describing its shape.
+
+    The id came from the network, so the error names the rule it broke and
+    never repeats the text itself.
 
     >>> validate_call_id('ebe4bd96-dcb1-4abd-9aa5-686877dab061')
     'ebe4bd96-dcb1-4abd-9aa5-686877dab061'
     >>> validate_call_id('abc;def-123')
     Traceback (most recent call last):
     ...
-    synthflow_agi._errors.ApiError: synthflow_call_id has an unsafe shape: 'abc;def-123'
+    synthflow_agi._errors.ApiError: synthflow_call_id is unsafe for SIP: 11 characters, holds characters other than letters, digits, '-' and '_'
+    >>> validate_call_id('abcdefgh1\n')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ApiError: synthflow_call_id is unsafe for SIP: 10 characters, holds characters other than letters, digits, '-' and '_'
     """
-    if not isinstance(value, str) or not _CALL_ID.match(value):
-        raise ApiError(f"synthflow_call_id has an unsafe shape: {str(value)[:60]!r}")
-    return value
+    if isinstance(value, str) and _CALL_ID.match(value):
+        return value
+    raise ApiError(f"synthflow_call_id is unsafe for SIP: {describe_id_shape(value)}")
+
+
+def describe_id_shape(value: object) -> str:
+    """Say what is wrong with an id without repeating it.
+
+    >>> describe_id_shape(12345678)
+    'a JSON int, not a string'
+    >>> describe_id_shape('ab')
+    '2 characters, fewer than 8'
+    >>> describe_id_shape('-abcdefgh')
+    '9 characters, starts with a character other than a letter or digit'
+    """
+    if not isinstance(value, str):
+        return f"a JSON {type(value).__name__}, not a string"
+    if not value:
+        return "empty"
+    size = f"{len(value)} characters"
+    if len(value) < 8:
+        return f"{size}, fewer than 8"
+    if len(value) > 128:
+        return f"{size}, more than 128"
+    if not _ID_CHARACTERS.match(value):
+        return f"{size}, holds characters other than letters, digits, '-' and '_'"
+    return f"{size}, starts with a character other than a letter or digit"
 
 
 def validate_host(host: str) -> str:

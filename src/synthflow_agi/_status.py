@@ -17,6 +17,7 @@ class Status(str, enum.Enum):
     API_TIMEOUT = "API_TIMEOUT"
     TRANSFER_FAILED = "TRANSFER_FAILED"
     HANGUP = "HANGUP"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
 
     def __str__(self) -> str:
         return self.value

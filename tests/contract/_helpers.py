@@ -11,7 +11,7 @@ TOKEN = "sk-test-Zq8-SECRET-7f3a"
 AGENT = "+15557654321"
 CALLER = "+15551230000"
 STATUSES = {"SUCCESS", "NOT_ANSWERED", "INVALID_NUMBER", "CONFIG_ERROR", "API_AUTH_FAILED",
-            "API_ERROR", "API_TIMEOUT", "TRANSFER_FAILED", "HANGUP"}
+            "API_ERROR", "API_TIMEOUT", "TRANSFER_FAILED", "HANGUP", "INTERNAL_ERROR"}
 
 
 def call(env: Dict[str, str], timeout: float = 15.0, **channel: object) -> AgiResult:

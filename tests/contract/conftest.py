@@ -31,8 +31,12 @@ def ini(tmp_path):
 
 @pytest.fixture
 def env(model, ini) -> Dict[str, str]:
-    """The minimal complete settings, through the environment."""
-    return {"SYNTHFLOW_CONFIG": str(ini), "SYNTHFLOW_API_URL": model.base_url,
+    """The minimal complete settings, through the environment, pinned to transfer mode.
+
+    Most contract scenarios exercise the REFER path, so they pin it; the default
+    mode (dial) is asserted by its own tests with SYNTHFLOW_MODE removed.
+    """
+    return {"SYNTHFLOW_CONFIG": str(ini), "SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_MODE": "transfer",
             "SYNTHFLOW_API_TOKEN": TOKEN, "SYNTHFLOW_MODEL_ID": "model-1",
             "SYNTHFLOW_WORKSPACE_ID": "ws-1", "SYNTHFLOW_AGENT_NUMBER": AGENT,
             "SYNTHFLOW_LOG": "stderr"}

@@ -6,7 +6,7 @@ import pytest
 from synthflow_agi._settings import PER_CALL_KEYS
 from tests.contract._helpers import AGENT, assert_no_handoff, call, posts, sets_of
 
-HOST = "sip.synthflow.ai"
+HOST = "sip.us.synthflow.ai"  # the default cluster (us)
 CALL_ID = "3f2b1c9e-4d5a-4b6c-8e7f-0123456789ab"
 
 
@@ -119,7 +119,7 @@ def test_auto_mode_falls_back_to_dial_with_the_same_id(model, env, refused):
     """Auto mode: a refused Transfer is followed by Dial with the same call id and one POST."""
     model.script({"kind": "ok", "call_id": CALL_ID})
     r = call(env, variables={"SYNTHFLOW_MODE": "auto"}, transfer_status=refused,
-             transfer_protocol="603" if refused == "FAILURE" else "0")
+             transfer_protocol="501" if refused == "FAILURE" else "0")
     assert r.status == "SUCCESS"
     assert [e[0] for e in r.execs] == ["Transfer", "Dial"]
     assert r.execs[0][1] == "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3B>" % (AGENT, HOST, CALL_ID)
@@ -139,9 +139,26 @@ def test_auto_mode_stops_after_a_successful_transfer(model, env):
 def test_auto_mode_dial_fails_too(model, env):
     """Auto mode with a refused Transfer and a busy Dial ends TRANSFER_FAILED after one POST."""
     r = call(env, variables={"SYNTHFLOW_MODE": "auto"}, transfer_status="FAILURE",
-             transfer_protocol="503", dial_status="BUSY")
+             transfer_protocol="405", dial_status="BUSY")
     assert r.status == "TRANSFER_FAILED"
     assert [e[0] for e in r.execs] == ["Transfer", "Dial"]
+    only_post(model)
+
+
+@pytest.mark.parametrize("technology, protocol", [
+    ("PJSIP", "603"), ("PJSIP", "486"), ("PJSIP", "503"), ("PJSIP", "500"), ("PJSIP", "1"), ("PJSIP", "0"),
+    ("SIP", "1"), ("SIP", "501"),
+])
+def test_auto_mode_never_dials_after_a_result_that_can_follow_a_202(model, env, technology, protocol):
+    """A failure Asterisk also reports after an accepted REFER ends TRANSFER_FAILED with no second INVITE."""
+    model.script({"kind": "ok", "call_id": CALL_ID})
+    r = call(env, variables={"SYNTHFLOW_MODE": "auto"}, agi_type=technology,
+             transfer_status="FAILURE", transfer_protocol=protocol)
+    assert r.status == "TRANSFER_FAILED"
+    assert [e[0] for e in r.execs] == ["Transfer"]
+    assert not sets_of(r, "_SYNTHFLOW_XEI")
+    expected = "REFER outcome unknown" if protocol == "0" else "so no Dial follows"
+    assert expected in r.variables["SYNTHFLOW_ERROR"]
     only_post(model)
 
 

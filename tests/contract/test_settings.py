@@ -1,7 +1,7 @@
 """Settings precedence: defaults < INI file < environment < channel variable (per-call keys only)."""
 from __future__ import annotations
 
-from tests.contract._helpers import TOKEN, call, closed_port, posts
+from tests.contract._helpers import TOKEN, call, closed_port, posts, sets_of
 
 
 def model_id_sent(model):
@@ -94,8 +94,18 @@ def test_retries_are_not_per_call(model, env):
 
 
 def test_mode_from_ini_and_override_per_call(model, env, ini):
-    """mode=dial in the INI file is used, and a channel variable switches it back to transfer."""
-    ini.write_text("[general]\nmode = dial\n")
-    assert [e[0] for e in call(env).execs] == ["Dial"]
-    r = call(env, variables={"SYNTHFLOW_MODE": "transfer"})
-    assert [e[0] for e in r.execs] == ["Transfer"]
+    """mode=transfer in the INI file is used, and a channel variable switches it to dial."""
+    env = {key: value for key, value in env.items() if key != "SYNTHFLOW_MODE"}
+    ini.write_text("[general]\nmode = transfer ; REFER, for trunks that keep Refer-To headers\n")
+    assert [e[0] for e in call(env).execs] == ["Transfer"]
+    r = call(env, variables={"SYNTHFLOW_MODE": "dial"})
+    assert [e[0] for e in r.execs] == ["Dial"]
+
+
+def test_default_mode_is_dial(model, env):
+    """With no mode anywhere the program dials the agent, so X-EI is on the INVITE."""
+    env = {key: value for key, value in env.items() if key != "SYNTHFLOW_MODE"}
+    r = call(env)
+    assert r.status == "SUCCESS"
+    assert [e[0] for e in r.execs] == ["Dial"]
+    assert len(sets_of(r, "_SYNTHFLOW_XEI")) == 1

@@ -102,13 +102,19 @@ def test_agi_argument_literals_arrive_byte_exact(model, env, value):
 
 
 def test_error_text_with_quotes_round_trips_through_parse_args(model, env):
-    """A SYNTHFLOW_ERROR built from hostile text is read back by res_agi rules unchanged."""
-    protocol = '486 "Busy\\Here"; x'
-    r = call(env, transfer_status="FAILURE", transfer_protocol=protocol)
-    assert r.status == "TRANSFER_FAILED"
-    assert protocol in r.variables["SYNTHFLOW_ERROR"]
+    """A SYNTHFLOW_ERROR naming a hostile per-call value is read back by res_agi rules unchanged."""
+    r = call(env, variables={"SYNTHFLOW_MODE": 'tr"ans\\fer'})
+    assert r.status == "CONFIG_ERROR"
+    assert "mode" in r.variables["SYNTHFLOW_ERROR"]
     line = [c.raw for c in r.commands if c.words[2:3] == ["SYNTHFLOW_ERROR"]][0]
     assert parse_args(line)[3] == r.variables["SYNTHFLOW_ERROR"]
+
+
+def test_hostile_transfer_protocol_is_described_not_echoed(model, env):
+    """A TRANSFERSTATUSPROTOCOL that is not a SIP code never reaches SYNTHFLOW_ERROR."""
+    r = call(env, transfer_status="FAILURE", transfer_protocol='486 "Busy\\Here"; x')
+    assert r.status == "TRANSFER_FAILED"
+    assert r.variables["SYNTHFLOW_ERROR"] == "Transfer FAILURE with an unreadable TRANSFERSTATUSPROTOCOL"
 
 
 def test_hostile_call_status_keeps_every_command_well_formed(model, env):

@@ -9,24 +9,25 @@ import pytest
 from synthflow_agi._call import CallInfo, PreparedCall
 from synthflow_agi._errors import ApiTimeoutError, ChannelHungUp, ConfigError
 from synthflow_agi._handoff import Edges, hand_off
+from synthflow_agi._settings import Base
 from synthflow_agi._status import Status
 
 CALL_ID = "ebe4bd96-dcb1-4abd-9aa5-686877dab061"
-BASE = {
+BASE = Base({
     "api_url": "https://api.example/v2", "api_token": "tok-secret", "api_token_file": "", "model_id": "m",
     "workspace_id": "w", "agent_number": "+15551234567", "from_number": "", "default_region": "US",
     "sip_host": "sip.example", "sip_port": "", "sip_transport": "udp", "mode": "transfer",
     "dial_technology": "pjsip", "dial_endpoint": "synthflow", "dial_timeout": "30", "predial_handler": "synthflow-predial^s^1",
-    "variables": "", "timeout": "4", "retries": "2", "log": "stderr",
-}
+    "variables": "", "timeout": "4", "retries": "2", "log": "stderr", "cluster": "us", "allow_insecure_http": "no",
+})
 
 
 class MemoryChannel:
     """A channel whose Transfer/Dial outcomes are scripted; records every effect."""
 
-    def __init__(self, variables=None, transfer="SUCCESS", dial="ANSWER", hangup_on_exec=None):
+    def __init__(self, variables=None, transfer="SUCCESS", dial="ANSWER", hangup_on_exec=None, protocol="603"):
         self.variables = {"CHANNEL(state)": "Up", "CHANNEL(linkedid)": "L1", **(variables or {})}
-        self.transfer, self.dial, self.hangup_on_exec = transfer, dial, hangup_on_exec
+        self.transfer, self.dial, self.hangup_on_exec, self.protocol = transfer, dial, hangup_on_exec, protocol
         self.execs = []
         self.verbose_lines = []
 
@@ -42,7 +43,7 @@ class MemoryChannel:
     def exec(self, application, arguments):
         self.execs.append((application, arguments))
         if application == "Transfer":
-            self.variables.update(TRANSFERSTATUS=self.transfer, TRANSFERSTATUSPROTOCOL="603")
+            self.variables.update(TRANSFERSTATUS=self.transfer, TRANSFERSTATUSPROTOCOL=self.protocol)
         if application == "Dial":
             self.variables["DIALSTATUS"] = self.dial
         if self.hangup_on_exec == application:
@@ -102,8 +103,8 @@ def test_hangup_during_a_failed_transfer_is_hangup():
 
 
 def test_auto_falls_back_to_dial_with_the_same_id():
-    """Auto mode dials after a refused REFER, with the id from the single API call."""
-    channel = MemoryChannel({"SYNTHFLOW_MODE": "auto"}, transfer="FAILURE")
+    """Auto mode dials after a REFER refused as a method, with the id from the single API call."""
+    channel = MemoryChannel({"SYNTHFLOW_MODE": "auto"}, transfer="FAILURE", protocol="501")
     outcome, api = run(channel)
     assert outcome.status is Status.SUCCESS and outcome.mode == "auto:dial"
     assert [app for app, _ in channel.execs] == ["Transfer", "Dial"]
@@ -116,7 +117,7 @@ def test_transfer_mode_does_not_fall_back():
     channel = MemoryChannel(transfer="FAILURE")
     outcome, _ = run(channel)
     assert outcome.status is Status.TRANSFER_FAILED
-    assert outcome.error == "Transfer FAILURE (SIP 603)"
+    assert outcome.error.startswith("Transfer FAILURE (SIP 603): ")
     assert [app for app, _ in channel.execs] == ["Transfer"]
 
 
@@ -161,7 +162,7 @@ def test_not_answered_makes_no_api_call():
 def test_config_error_is_published():
     """A broken base configuration still leaves the dialplan a status."""
     channel = MemoryChannel()
-    outcome, _ = run(channel, base=ConfigError("bad file"))
+    outcome, _ = run(channel, base=Base({}, "bad file"))
     assert channel.variables["SYNTHFLOW_STATUS"] == "CONFIG_ERROR"
     assert channel.variables["SYNTHFLOW_ERROR"] == "bad file"
 
@@ -190,8 +191,8 @@ def test_custom_variables_from_setting_and_arguments():
 
 
 def test_an_internal_bug_still_publishes_a_status():
-    """An unexpected exception becomes API_ERROR on the channel instead of a silent exit."""
+    """An unexpected exception becomes INTERNAL_ERROR on the channel instead of a silent exit."""
     channel = MemoryChannel()
     outcome, _ = run(channel, api=MemoryApi(error=RuntimeError("bug")))
-    assert channel.variables["SYNTHFLOW_STATUS"] == "API_ERROR"
+    assert channel.variables["SYNTHFLOW_STATUS"] == "INTERNAL_ERROR"
     assert outcome.error == "internal error (RuntimeError)"

@@ -37,8 +37,8 @@ def test_defaults_apply_when_nothing_is_set(base_env):
     """With only the required keys, every other key has its documented default."""
     settings = resolve(load_sources({**base_env, "SYNTHFLOW_UNRELATED": "x"}))
     assert (settings.api_url, settings.sip_host, settings.sip_port, settings.sip_transport) == (
-        "https://api.synthflow.ai/v2", "sip.synthflow.ai", 32681, "udp")
-    assert (settings.mode, settings.dial_endpoint, settings.dial_timeout, settings.timeout) == ("transfer", "synthflow", 30, 4.0)
+        "https://api.us.synthflow.ai/v2", "sip.us.synthflow.ai", 32681, "udp")
+    assert (settings.mode, settings.dial_endpoint, settings.dial_timeout, settings.timeout) == ("dial", "synthflow", 30, 4.0)
     assert (settings.default_region, settings.variables, settings.from_number) == ("US", (), "")
 
 
@@ -54,7 +54,7 @@ def test_precedence_file_then_environment_then_channel(ini):
     assert settings.mode == "dial"
     assert settings.sip_host == "chan.example"
     assert settings.api_token == "tok-file"
-    assert settings.api_url == "https://api.synthflow.ai/v2"
+    assert settings.api_url == "https://api.us.synthflow.ai/v2"
 
 
 def test_token_and_url_can_never_come_from_the_channel():

@@ -1,15 +1,15 @@
 """The status values the dialplan tests, and which error yields which."""
 
 from synthflow_agi import _errors
-from synthflow_agi._handoff import NotAnsweredError
+from synthflow_agi._errors import NotAnsweredError
 from synthflow_agi._status import Status
 
 
 def test_status_values_are_exactly_the_documented_strings():
-    """The enum holds the nine documented values, each equal to its own name."""
+    """The enum holds the ten documented values, each equal to its own name."""
     assert [s.value for s in Status] == [
         "SUCCESS", "NOT_ANSWERED", "INVALID_NUMBER", "CONFIG_ERROR", "API_AUTH_FAILED",
-        "API_ERROR", "API_TIMEOUT", "TRANSFER_FAILED", "HANGUP",
+        "API_ERROR", "API_TIMEOUT", "TRANSFER_FAILED", "HANGUP", "INTERNAL_ERROR",
     ]
     assert all(s.name == s.value == str(s) for s in Status)
 
@@ -24,6 +24,9 @@ def test_each_error_class_names_its_status():
         _errors.ApiTimeoutError: Status.API_TIMEOUT,
         _errors.HandoffError: Status.TRANSFER_FAILED,
         NotAnsweredError: Status.NOT_ANSWERED,
+        _errors.InternalError: Status.INTERNAL_ERROR,
+        _errors.AgiError: Status.INTERNAL_ERROR,
+        _errors.UnmappedError: Status.INTERNAL_ERROR,
     }
     for error_class, status in expected.items():
         assert error_class("x").status is status
