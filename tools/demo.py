@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """One originate call end to end in the lab, shown as the API exchange and a SIP ladder.
 
-    python tools/demo.py              # customer answers -> prepare_inbound -> REFER with X-EI
-    python tools/demo.py --mode dial  # ... -> Dial to the agent with X-EI on the INVITE
+    python tools/demo.py                  # customer answers -> prepare_inbound -> Dial with X-EI on the INVITE
+    python tools/demo.py --mode transfer  # ... -> REFER with X-EI in the Refer-To URI
     python tools/demo.py --suite bullseye --agi fastagi   # on Asterisk 16, through FastAGI
 
 Builds (or reuses) the lab image like the E2E suite, runs Asterisk (22, or 16) in a container with
@@ -49,7 +49,7 @@ def section(title):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--mode", choices=sorted(MODES), default="transfer")
+    parser.add_argument("--mode", choices=sorted(MODES), default="dial")
     parser.add_argument("--suite", choices=["sid", "bullseye"], default="sid", help="sid: Asterisk 22, bullseye: 16.28")
     parser.add_argument("--agi", choices=["classic", "fastagi"], default="classic", help="how the dialplan reaches the program")
     args = parser.parse_args(argv)

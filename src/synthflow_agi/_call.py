@@ -70,3 +70,8 @@ class Outcome:
     linkedid: str = ""
     api_ms: Optional[float] = None
     total_ms: float = 0.0
+    # Dial arguments of a prepared call whose Dial another process will run (classic AGI).
+    pending_dial: str = ""
+    # SYNTHFLOW_CALL_ID and SYNTHFLOW_TARGET were set before the Dial began, for the
+    # dialplan to see during the call; afterwards only the status and error follow.
+    ids_published: bool = False

@@ -14,11 +14,12 @@ import sys
 import time
 from typing import Iterator, Optional
 
+from . import _dialwait
 from ._call import CallInfo, PreparedCall, PrepareRequest
 from ._errors import ChannelHungUp
 from ._edges import ClientCache, to_e164, wrap_api
-from ._handoff import Edges, PrepareApi, hand_off
-from ._logging import LOGGER, call_line, configure
+from ._handoff import Edges, PrepareApi, finish_dial, hand_off
+from ._logging import LOGGER, call_line, call_line_parts, configure
 from ._settings import load_base
 
 
@@ -76,6 +77,20 @@ class _AbortableApi:
             return self._api.prepare(request, timeout)
 
 
+def _wait_in_shell(call: CallInfo, outcome, log_target: str, watch: SighupWatch) -> None:
+    """Become the shell that runs the prepared Dial; return only if that is impossible."""
+    if watch.received:
+        return  # the caller is gone: finish here, where the hangup is already known
+    head, tail = call_line_parts(call, outcome)
+    wait = _dialwait.DialWait(outcome.pending_dial, outcome.call_id, head, tail,
+                              _dialwait.started_ms(outcome.total_ms / 1000.0), log_target)
+    try:
+        _dialwait.become_waiter(wait)
+    except OSError as exc:
+        signal.signal(signal.SIGHUP, watch._on_sighup)
+        LOGGER.warning("cannot start the dial waiter (%s); dialling from this process", exc.strerror or exc)
+
+
 def main(argv: Optional[list] = None) -> int:
     """Run one classic AGI hand-off on this process's stdin/stdout; always exit 0."""
     watch = SighupWatch()
@@ -93,9 +108,13 @@ def main(argv: Optional[list] = None) -> int:
         base = load_base(os.environ)
         configure(base.log, secrets=base.secrets)
         api_for = wrap_api(ClientCache(), lambda api: _AbortableApi(api, watch))
-        edges = Edges(api_for=api_for, to_e164=to_e164, clock=time.monotonic)
+        edges = Edges(api_for=api_for, to_e164=to_e164, clock=time.monotonic,
+                      delegate_dial=_dialwait.usable(os.environ))
         call = CallInfo.from_env(channel.env)
         outcome = hand_off(channel, call, base, edges)
+        if outcome.pending_dial:
+            _wait_in_shell(call, outcome, base.log, watch)
+            outcome = finish_dial(channel, outcome, edges)  # only if the shell could not start
         LOGGER.info(call_line(call, outcome))
     except ChannelHungUp as exc:
         LOGGER.info("caller hung up before the hand-off began: %s", exc)

@@ -54,6 +54,8 @@ class Edges:
     api_for: Callable[[Settings], PrepareApi]
     to_e164: Callable[[str, str, str], str]
     clock: Callable[[], float]
+    # True when the caller will run a prepared Dial in a lighter process (classic AGI).
+    delegate_dial: bool = False
 
 
 def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outcome:
@@ -72,6 +74,24 @@ def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outc
         outcome.status, outcome.error = Status.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
     # Redact before cutting: a cut could leave a prefix of the token that no longer matches.
     outcome.error = printable(redact(outcome.error, base.secrets))[:MAX_ERROR_LENGTH]
+    outcome.total_ms = (edges.clock() - started) * 1000.0
+    if outcome.status is Status.SUCCESS and outcome.pending_dial:
+        return outcome
+    outcome.pending_dial = ""
+    publish(channel, outcome)
+    return outcome
+
+
+def finish_dial(channel: Channel, outcome: Outcome, edges: Edges) -> Outcome:
+    """Run a Dial that ``hand_off`` left pending, in this process, and publish the outcome."""
+    started = edges.clock() - outcome.total_ms / 1000.0
+    try:
+        _run_dial(channel, outcome.pending_dial)
+    except ChannelHungUp as exc:
+        outcome.status, outcome.error = Status.HANGUP, str(exc)
+    except SynthflowAgiError as exc:
+        outcome.status, outcome.error = exc.status, exc.reason
+    outcome.pending_dial = ""
     outcome.total_ms = (edges.clock() - started) * 1000.0
     publish(channel, outcome)
     return outcome
@@ -110,7 +130,7 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
     channel.set_variable("SYNTHFLOW_CALL_ID", outcome.call_id)
     _require_caller(channel, "before the hand-off")
     if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
-        _dial(channel, settings, outcome)
+        _dial(channel, settings, outcome, edges.delegate_dial)
         return
     try:
         _transfer(channel, call, outcome)
@@ -118,7 +138,7 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
         if settings.mode != "auto" or not exc.refused:
             raise
         outcome.mode = "auto:dial"
-        _dial(channel, settings, outcome)
+        _dial(channel, settings, outcome, edges.delegate_dial)
 
 
 def _require_caller(channel: Channel, when: str) -> None:
@@ -142,12 +162,21 @@ def _transfer(channel: Channel, call: CallInfo, outcome: Outcome) -> None:
     raise failure
 
 
-def _dial(channel: Channel, settings: Settings, outcome: Outcome) -> None:
+def _dial(channel: Channel, settings: Settings, outcome: Outcome, delegate: bool) -> None:
     # The pre-dial handler runs on the new channel, so the value must be
-    # inheritable: a plain variable arrives empty (FACTS 4).
+    # inheritable: a plain variable arrives empty on the outgoing channel.
     channel.set_variable("_SYNTHFLOW_XEI", _sip.x_ei(outcome.call_id))
     arguments = _sip.dial_arguments(settings.dial_technology, settings.dial_endpoint, outcome.target,
                                     settings.dial_timeout, settings.predial_handler)
+    channel.set_variable("SYNTHFLOW_TARGET", outcome.target)
+    outcome.ids_published = True
+    if delegate:
+        outcome.pending_dial = arguments
+        return
+    _run_dial(channel, arguments)
+
+
+def _run_dial(channel: Channel, arguments: str) -> None:
     hung_up = _run_blocking(channel, "Dial", arguments)
     status = channel.get_variable("DIALSTATUS")
     if status == "ANSWER":
@@ -198,6 +227,11 @@ def custom_variable_sources(names: Tuple[str, ...], arguments: Tuple[str, ...]) 
     return list(sources.items())
 
 
+def _set_all(channel: Channel, values) -> None:
+    for name, value in values:
+        channel.set_variable(name, value)
+
+
 def publish(channel: Channel, outcome: Outcome) -> None:
     """Set the output variables and one console line, as far as the channel still allows."""
     values = (
@@ -206,9 +240,10 @@ def publish(channel: Channel, outcome: Outcome) -> None:
         ("SYNTHFLOW_ERROR", outcome.error),
         ("SYNTHFLOW_TARGET", outcome.target),
     )
+    if outcome.ids_published:
+        values = values[0:1] + values[2:3]
     try:
-        for name, value in values:
-            channel.set_variable(name, value)
+        _set_all(channel, values)
         summary = f"synthflow-agi: {outcome.status.value}"
         if outcome.call_id:
             summary += f" call_id={outcome.call_id}"

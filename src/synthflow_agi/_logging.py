@@ -85,6 +85,14 @@ def call_line(call: CallInfo, outcome: Outcome) -> str:
     return " ".join(f"{key}={_logfmt(value)}" for key, value in fields)
 
 
+def call_line_parts(call: CallInfo, outcome: Outcome) -> "tuple[str, str]":
+    """The call line's fields before and after ``status``, for a process that learns the status later."""
+    line = call_line(call, outcome)
+    head, _, rest = line.partition(f" status={outcome.status.value} ")
+    tail = rest.partition(" total_ms=")[0]
+    return head, tail
+
+
 def _logfmt(value: str) -> str:
     if value and all(c.isalnum() or c in "._:+-/" for c in value):
         return value
