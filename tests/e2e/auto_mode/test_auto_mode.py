@@ -12,8 +12,7 @@ def test_refer_refused_as_a_method_falls_back_to_dial_with_one_prepare(call):
     """The customer answers the REFER with 501; the call is bridged to Synthflow with X-EI and the API saw one POST."""
     call.model.script({"kind": "ok", "call_id": CALL_ID})
     agent = call.sipp("agent", "agent_requires_xei.xml", SYNTHFLOW)
-    customer = call.sipp("customer", "customer_refuses_refer.xml", CUSTOMER_UAS,
-                         keys={"refusal": "501 Not Implemented"})
+    customer = call.sipp("customer", "customer_refuses_refer_501.xml", CUSTOMER_UAS)
     call.originate("e2e-auto-mode", {"CUSTOMER_NUMBER": CUSTOMER})
     customer.assert_passed()
     agent.assert_passed()
@@ -29,8 +28,7 @@ def test_refer_declined_never_leads_to_a_second_invite(call):
     """A 603 (which Asterisk also reports after an accepted REFER) ends TRANSFER_FAILED at the humans, no Dial to Synthflow."""
     call.model.script({"kind": "ok", "call_id": CALL_ID})
     humans = call.sipp("humans", "humans_require_no_xei.xml", HUMANS)
-    customer = call.sipp("customer", "customer_refuses_refer.xml", CUSTOMER_UAS,
-                         keys={"refusal": "603 Decline"})
+    customer = call.sipp("customer", "customer_refuses_refer_603.xml", CUSTOMER_UAS)
     call.originate("e2e-auto-mode", {"CUSTOMER_NUMBER": CUSTOMER})
     customer.assert_passed()
     humans.assert_passed()
