@@ -20,7 +20,7 @@ from urllib3.util import Retry, Timeout
 
 from . import __version__
 from ._call import PreparedCall, PrepareRequest
-from ._errors import ApiAuthError, ApiError, ApiTimeoutError, ConfigError, SynthflowAgiError
+from ._errors import ApiAuthError, ApiError, ApiTimeoutError, ApiUnavailableError, ConfigError, SynthflowAgiError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 AUTH_STATUSES = frozenset({401, 403})
@@ -135,6 +135,8 @@ def read_answer(status: int, content: bytes) -> PreparedCall:
     """Turn an HTTP status and body into a PreparedCall, or the ApiError they amount to."""
     if status in AUTH_STATUSES:
         raise ApiAuthError(f"Synthflow refused the API token (HTTP {status})")
+    if status >= 500:
+        raise ApiUnavailableError(f"prepare_inbound answered HTTP {status}")
     if not 200 <= status < 300:
         raise ApiError(f"prepare_inbound answered HTTP {status}")
     try:
@@ -160,10 +162,10 @@ def map_transport_error(exc: BaseException, host: str) -> SynthflowAgiError:
                         requests.exceptions.MissingSchema, urllib3.exceptions.LocationValueError)):
         return ConfigError(f"api_url is not usable: {type(exc).__name__}")
     if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError)):
-        return ApiError(f"TLS with {host} failed: {_root_cause(exc)}")
+        return ApiUnavailableError(f"TLS with {host} failed: {_root_cause(exc)}")
     if isinstance(exc, (requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError,
                         urllib3.exceptions.MaxRetryError, OSError)):
-        return ApiError(f"cannot reach {host}: {_root_cause(exc)}")
+        return ApiUnavailableError(f"cannot reach {host}: {_root_cause(exc)}")
     if isinstance(exc, ValueError) and not isinstance(exc, requests.exceptions.RequestException):
         return ConfigError(f"HTTP client settings (URL or proxy) are not usable: {type(exc).__name__}")
     return ApiError(f"request to {host} failed: {type(exc).__name__}")

@@ -75,3 +75,5 @@ class Outcome:
     # SYNTHFLOW_CALL_ID and SYNTHFLOW_TARGET were set before the Dial began, for the
     # dialplan to see during the call; afterwards only the status and error follow.
     ids_published: bool = False
+    # The API failed on Synthflow's side and the call went to the agent without S. (on_api_failure=direct).
+    degraded: bool = False

@@ -83,7 +83,7 @@ def _wait_in_shell(call: CallInfo, outcome, log_target: str, watch: SighupWatch)
         return  # the caller is gone: finish here, where the hangup is already known
     head, tail = call_line_parts(call, outcome)
     wait = _dialwait.DialWait(outcome.pending_dial, outcome.call_id, head, tail,
-                              _dialwait.started_ms(outcome.total_ms / 1000.0), log_target)
+                              _dialwait.started_ms(outcome.total_ms / 1000.0), log_target, outcome.error)
     try:
         _dialwait.become_waiter(wait)
     except OSError as exc:

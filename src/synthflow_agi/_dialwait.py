@@ -24,12 +24,15 @@ import time
 from typing import Mapping
 
 from . import _wire
+from ._logging import logfmt
 
 SHELL = "/bin/sh"
 
 # Arguments: $1 the quoted Dial argument, $2 the call id, $3 and $4 the log
 # line's fields before and after its status, $5 the start time in ms since the
-# epoch, $6 the log target.
+# epoch, $6 the log target, $7 the SYNTHFLOW_ERROR for a SUCCESS (set when the
+# call went to the agent without a prepared call) quoted for AGI, $8 unquoted,
+# $9 as a logfmt value.  The shell's own error texts hold no quote or backslash.
 SCRIPT = r"""
 trap '' HUP
 reply() {
@@ -50,7 +53,7 @@ esac
 case $dialstatus in *[!A-Z]*) dialstatus=UNREADABLE ;; esac
 [ ${#dialstatus} -le 20 ] || dialstatus=UNREADABLE
 if [ "$dialstatus" = ANSWER ]; then
-  status=SUCCESS error=
+  status=SUCCESS error=$8
 elif [ $hung_up = 1 ]; then
   status=HANGUP error="caller hung up during Dial (DIALSTATUS=${dialstatus:-unset})"
 elif [ -n "$dialstatus" ]; then
@@ -60,7 +63,11 @@ else
 fi
 printf 'SET VARIABLE "SYNTHFLOW_STATUS" "%s"\n' "$status"
 reply
-printf 'SET VARIABLE "SYNTHFLOW_ERROR" "%s"\n' "$error"
+if [ "$status" = SUCCESS ]; then
+  printf 'SET VARIABLE "SYNTHFLOW_ERROR" %s\n' "$7"
+else
+  printf 'SET VARIABLE "SYNTHFLOW_ERROR" "%s"\n' "$error"
+fi
 reply
 summary="synthflow-agi: $status call_id=$2"
 [ -z "$error" ] || summary="$summary ($error)"
@@ -68,7 +75,9 @@ printf 'VERBOSE "%s" 1\n' "$summary"
 reply
 now=$(date +%s%3N 2>/dev/null)
 case $now in *[!0-9]*|'') total=0 ;; *) total=$((now - $5)) ;; esac
-record="$3 status=$status $4 total_ms=$total.0 error=\"$error\""
+logged_error="\"$error\""
+[ "$status" != SUCCESS ] || logged_error=$9
+record="$3 status=$status $4 total_ms=$total.0 error=$logged_error"
 case $6 in
   syslog|both) logger -t "synthflow-agi[$$]" -p local0.info -- "$record" 2>/dev/null || [ "$6" = both ] ||
                  printf '%s\n' "synthflow-agi[$$] INFO $record" >&2 ;;
@@ -88,11 +97,13 @@ class DialWait:
     log_tail: str
     started_ms: int
     log_target: str
+    success_error: str = ""
 
     def argv(self) -> list:
         """The shell's argument vector; the Dial argument is quoted as the AGI wire needs."""
         return [SHELL, "-c", SCRIPT, "synthflow-agi-dial", _wire.quote(self.arguments), self.call_id,
-                self.log_head, self.log_tail, str(self.started_ms), self.log_target]
+                self.log_head, self.log_tail, str(self.started_ms), self.log_target,
+                _wire.quote(self.success_error), self.success_error, logfmt(self.success_error)]
 
 
 def usable(environ: Mapping[str, str]) -> bool:

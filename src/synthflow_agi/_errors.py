@@ -9,7 +9,8 @@ the ``Status`` the dialplan sees::
     ├── InvalidNumberError     INVALID_NUMBER   a number phonenumbers cannot use
     ├── ApiError               API_ERROR        prepare_inbound failed
     │   ├── ApiAuthError       API_AUTH_FAILED  401 or 403
-    │   └── ApiTimeoutError    API_TIMEOUT      the deadline passed
+    │   ├── ApiUnavailableError                 5xx or unreachable: Synthflow's side
+    │   └── ApiTimeoutError    API_TIMEOUT      the deadline passed (Synthflow's side too)
     ├── HandoffError           TRANSFER_FAILED  Transfer/Dial did not reach the agent
     └── InternalError          INTERNAL_ERROR   this program or the AGI link is at fault
         ├── AgiError                            the AGI peer refused a command or was unreadable
@@ -62,9 +63,14 @@ class InvalidNumberError(SynthflowAgiError):
 
 
 class ApiError(SynthflowAgiError):
-    """prepare_inbound did not give a usable call id."""
+    """prepare_inbound did not give a usable call id.
+
+    ``unavailable`` says the failure lies on Synthflow's side (5xx, timeout,
+    unreachable), as opposed to a request it refused or an answer it got wrong.
+    """
 
     status = Status.API_ERROR
+    unavailable = False
 
 
 class ApiAuthError(ApiError):
@@ -73,10 +79,17 @@ class ApiAuthError(ApiError):
     status = Status.API_AUTH_FAILED
 
 
+class ApiUnavailableError(ApiError):
+    """Synthflow answered 5xx or could not be reached: its side is unhealthy, not the request."""
+
+    unavailable = True
+
+
 class ApiTimeoutError(ApiError):
     """The API step ran out of its deadline."""
 
     status = Status.API_TIMEOUT
+    unavailable = True
 
 
 class HandoffError(SynthflowAgiError):

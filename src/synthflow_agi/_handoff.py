@@ -11,9 +11,9 @@ import logging
 import re
 from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
-from . import _sip
+from . import _headers, _sip
 from ._call import CallInfo, Outcome, PreparedCall, PrepareRequest
-from ._errors import ChannelHungUp, ConfigError, HandoffError, NotAnsweredError, SynthflowAgiError
+from ._errors import ApiError, ChannelHungUp, ConfigError, HandoffError, NotAnsweredError, SynthflowAgiError
 from ._refer import transfer_failure
 from ._settings import PER_CALL_KEYS, Base, Settings, resolve
 from ._status import Status
@@ -64,7 +64,9 @@ def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outc
     outcome = Outcome()
     try:
         _run(channel, call, base, edges, outcome)
-        outcome.status, outcome.error = Status.SUCCESS, ""
+        outcome.status = Status.SUCCESS
+        if not outcome.degraded:
+            outcome.error = ""
     except ChannelHungUp as exc:
         outcome.status, outcome.error = Status.HANGUP, str(exc)
     except SynthflowAgiError as exc:
@@ -118,27 +120,40 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
     outcome.target = _sip.agent_uri(agent, settings.sip_host, settings.sip_port, settings.sip_transport)
     if settings.mode == "transfer" and not _sip.can_transfer(call.technology):
         _sip.require_transfer(call.technology)
+    # Everything that goes near SIP is checked before the API registers anything.
+    xei = _headers.x_ei("", settings.external_id or outcome.linkedid, settings.diversion)
+    headers, left_out = _headers.context_headers(settings.headers, custom) if settings.headers else ([], [])
+    for reason in left_out:
+        _LOG.warning("uniqueid=%s header left out: %s", call.uniqueid, reason)
     request = PrepareRequest(caller, agent, settings.model_id, settings.workspace_id, custom)
     # Registering a call that will never arrive costs the customer at Synthflow.
     _require_caller(channel, "before the API call")
     api_started = edges.clock()
     try:
         prepared = edges.api_for(settings).prepare(request, settings.timeout)
+        outcome.call_id = _sip.validate_call_id(prepared.call_id)
+    except ApiError as exc:
+        if not (exc.unavailable and settings.on_api_failure == "direct"):
+            raise
+        # The agent can take the call without the prepared context: the E. token and
+        # the X- headers still carry it.  The dialplan and the log can tell.
+        outcome.degraded, outcome.error = True, f"handed off without S.: {exc.reason}"
     finally:
         outcome.api_ms = (edges.clock() - api_started) * 1000.0
-    outcome.call_id = _sip.validate_call_id(prepared.call_id)
+    if outcome.call_id:
+        xei = _headers.x_ei(outcome.call_id) + xei
     channel.set_variable("SYNTHFLOW_CALL_ID", outcome.call_id)
     _require_caller(channel, "before the hand-off")
     if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
-        _dial(channel, settings, outcome, edges.delegate_dial)
+        _dial(channel, settings, outcome, xei, headers, edges.delegate_dial)
         return
     try:
-        _transfer(channel, call, outcome)
+        _transfer(channel, call, outcome, xei, headers)
     except HandoffError as exc:
         if settings.mode != "auto" or not exc.refused:
             raise
         outcome.mode = "auto:dial"
-        _dial(channel, settings, outcome, edges.delegate_dial)
+        _dial(channel, settings, outcome, xei, headers, edges.delegate_dial)
 
 
 def _require_caller(channel: Channel, when: str) -> None:
@@ -146,12 +161,13 @@ def _require_caller(channel: Channel, when: str) -> None:
         raise ChannelHungUp(f"caller hung up {when}")
 
 
-def _transfer(channel: Channel, call: CallInfo, outcome: Outcome) -> None:
-    destination = _sip.transfer_destination(call.technology, outcome.target, outcome.call_id)
-    if call.technology == _sip.TECH_PJSIP:
-        # Not carried on the REFER by any released Asterisk (FACTS 1), but
-        # users ask for it and it is harmless; the Refer-To URI does the work.
-        channel.set_variable("PJSIP_HEADER(add,X-EI)", _sip.x_ei(outcome.call_id))
+def _transfer(channel: Channel, call: CallInfo, outcome: Outcome, xei: str, headers) -> None:
+    destination = _sip.transfer_destination(call.technology, outcome.target, _headers.uri_headers(xei, headers))
+    if call.technology == _sip.TECH_PJSIP and xei:
+        # No released Asterisk carries this on the REFER (its transfer module skips
+        # header supplements), but users look for it and it is harmless; the
+        # Refer-To URI does the work.
+        channel.set_variable("PJSIP_HEADER(add,X-EI)", xei)
     hung_up = _run_blocking(channel, "Transfer", destination)
     status = channel.get_variable("TRANSFERSTATUS")
     if status == "SUCCESS":
@@ -162,13 +178,16 @@ def _transfer(channel: Channel, call: CallInfo, outcome: Outcome) -> None:
     raise failure
 
 
-def _dial(channel: Channel, settings: Settings, outcome: Outcome, delegate: bool) -> None:
-    # The pre-dial handler runs on the new channel, so the value must be
+def _dial(channel: Channel, settings: Settings, outcome: Outcome, xei: str, headers, delegate: bool) -> None:
+    # The pre-dial handler runs on the new channel, so the values must be
     # inheritable: a plain variable arrives empty on the outgoing channel.
-    channel.set_variable("_SYNTHFLOW_XEI", _sip.x_ei(outcome.call_id))
+    for name, value in _headers.dial_variables(xei, headers):
+        channel.set_variable(name, value)
     arguments = _sip.dial_arguments(settings.dial_technology, settings.dial_endpoint, outcome.target,
                                     settings.dial_timeout, settings.predial_handler)
     channel.set_variable("SYNTHFLOW_TARGET", outcome.target)
+    if outcome.degraded:
+        channel.set_variable("SYNTHFLOW_DEGRADED", "1")
     outcome.ids_published = True
     if delegate:
         outcome.pending_dial = arguments
@@ -242,6 +261,8 @@ def publish(channel: Channel, outcome: Outcome) -> None:
     )
     if outcome.ids_published:
         values = values[0:1] + values[2:3]
+    elif outcome.degraded:
+        values += (("SYNTHFLOW_DEGRADED", "1"),)
     try:
         _set_all(channel, values)
         summary = f"synthflow-agi: {outcome.status.value}"

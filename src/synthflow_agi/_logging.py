@@ -82,7 +82,7 @@ def call_line(call: CallInfo, outcome: Outcome) -> str:
         ("api_ms", "" if outcome.api_ms is None else f"{outcome.api_ms:.1f}"),
         ("total_ms", f"{outcome.total_ms:.1f}"), ("error", outcome.error),
     )
-    return " ".join(f"{key}={_logfmt(value)}" for key, value in fields)
+    return " ".join(f"{key}={logfmt(value)}" for key, value in fields)
 
 
 def call_line_parts(call: CallInfo, outcome: Outcome) -> "tuple[str, str]":
@@ -93,7 +93,8 @@ def call_line_parts(call: CallInfo, outcome: Outcome) -> "tuple[str, str]":
     return head, tail
 
 
-def _logfmt(value: str) -> str:
+def logfmt(value: str) -> str:
+    """Format one logfmt value: bare when plain, JSON-quoted otherwise."""
     if value and all(c.isalnum() or c in "._:+-/" for c in value):
         return value
     return json.dumps(value, ensure_ascii=False)

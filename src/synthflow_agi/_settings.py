@@ -43,6 +43,10 @@ DEFAULTS: Mapping[str, str] = {
     "dial_timeout": "30",
     "predial_handler": "synthflow-predial^s^1",
     "variables": "",
+    "external_id": "",
+    "diversion": "",
+    "headers": "",
+    "on_api_failure": "fallback",
     "timeout": "4",
     "retries": "2",
     "log": "stderr",
@@ -55,10 +59,11 @@ DEFAULTS: Mapping[str, str] = {
 PER_CALL_KEYS: Tuple[str, ...] = (
     "model_id", "workspace_id", "agent_number", "from_number", "default_region",
     "sip_host", "sip_port", "sip_transport", "mode", "dial_technology", "dial_endpoint", "dial_timeout",
-    "predial_handler", "variables", "timeout",
+    "predial_handler", "variables", "external_id", "diversion", "headers", "on_api_failure", "timeout",
 )
 
 MODES = ("transfer", "dial", "auto")
+API_FAILURE_ACTIONS = ("fallback", "direct")
 DIAL_TECHNOLOGIES = ("pjsip", "sip")
 LOG_TARGETS = ("stderr", "syslog", "both")
 MIN_TOKEN_LENGTH = 8
@@ -92,6 +97,10 @@ class Settings:
     dial_timeout: int
     predial_handler: str
     variables: Tuple[str, ...]
+    external_id: str
+    diversion: str
+    headers: str
+    on_api_failure: str
     allow_insecure_http: bool
     timeout: float
     retries: int
@@ -182,7 +191,7 @@ def validate_base(raw: Mapping[str, str]) -> Settings:
 
 def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None) -> Settings:
     """Apply per-call overrides (empty means unset) and validate into Settings."""
-    merged = dict(raw)
+    merged = {**DEFAULTS, **raw}
     for key, value in (per_call or {}).items():
         if key in PER_CALL_KEYS and value:
             merged[key] = value.strip()
@@ -216,6 +225,10 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         dial_timeout=_number("dial_timeout", merged["dial_timeout"], int, 1, 3600),
         predial_handler=_safe("predial_handler", merged["predial_handler"], _SAFE_HANDLER),
         variables=tuple(name.strip() for name in merged["variables"].split(",") if name.strip()),
+        external_id=merged["external_id"].strip(),
+        diversion=merged["diversion"].strip(),
+        headers=merged["headers"].strip(),
+        on_api_failure=_choice(merged, "on_api_failure", API_FAILURE_ACTIONS),
         allow_insecure_http=insecure,
         timeout=_number("timeout", merged["timeout"], float, 0.1, 60.0),
         retries=_number("retries", merged["retries"], int, 0, 10),

@@ -131,23 +131,22 @@ def require_transfer(technology: str) -> None:
         )
 
 
-def transfer_destination(technology: str, uri: str, call_id: str) -> str:
-    """Build the ``Transfer()`` argument that carries X-EI inside the Refer-To URI.
+def transfer_destination(technology: str, uri: str, headers: str) -> str:
+    """Build the ``Transfer()`` argument that carries the headers inside the Refer-To URI.
 
     PJSIP uses the text after ``PJSIP/`` verbatim, so it needs the angle
-    brackets; chan_sip adds ``<sip:…>`` itself (FACTS 2, 20). The header's
-    ``;`` is written ``%3B`` because a URI header value cannot hold it raw.
+    brackets; chan_sip adds ``<sip:…>`` itself (docs/asterisk-notes.md).
+    ``headers`` is the percent-encoded ``?name=value&…`` part.
 
-    >>> transfer_destination('PJSIP', 'sip:+15551234567@h:32681', 'abcdef12-3456')
+    >>> transfer_destination('PJSIP', 'sip:+15551234567@h:32681', '?X-EI=S.abcdef12-3456%3B')
     'PJSIP/<sip:+15551234567@h:32681?X-EI=S.abcdef12-3456%3B>'
-    >>> transfer_destination('SIP', 'sip:+15551234567@h:32681', 'abcdef12-3456')
+    >>> transfer_destination('SIP', 'sip:+15551234567@h:32681', '?X-EI=S.abcdef12-3456%3B')
     'SIP/+15551234567@h:32681?X-EI=S.abcdef12-3456%3B'
     """
     require_transfer(technology)
-    header = f"?X-EI=S.{validate_call_id(call_id)}%3B"
     if technology == TECH_PJSIP:
-        return f"PJSIP/<{uri}{header}>"
-    return f"SIP/{uri[len('sip:'):]}{header}"
+        return f"PJSIP/<{uri}{headers}>"
+    return f"SIP/{uri[len('sip:'):]}{headers}"
 
 
 def dial_arguments(technology: str, endpoint: str, uri: str, timeout: int, handler: str) -> str:

@@ -126,5 +126,5 @@ def test_other_entries_speak_the_same_agi(model, env, program):
     r = AgiPeer(program=program).run(env=env)
     assert_basics(r)
     assert r.status == "SUCCESS"
-    assert r.execs == [("Transfer", "PJSIP/<sip:%s@sip.us.synthflow.ai:32681?X-EI=S.entry-point-0001%%3B>"
+    assert r.execs == [("Transfer", "PJSIP/<sip:%s@sip.us.synthflow.ai:32681?X-EI=S.entry-point-0001%%3BE.1700000000.42%%3B>"
                         % AGENT)]

@@ -22,8 +22,8 @@ def test_transfer_on_pjsip_sends_the_header_in_the_refer_to_uri(model, env):
     model.script({"kind": "ok", "call_id": CALL_ID})
     r = call(env)
     assert r.status == "SUCCESS"
-    assert r.execs == [("Transfer", "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3B>" % (AGENT, HOST, CALL_ID))]
-    assert sets_of(r, "PJSIP_HEADER(add,X-EI)") == ["S.%s;" % CALL_ID]
+    assert r.execs == [("Transfer", "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3BE.1700000000.42%%3B>" % (AGENT, HOST, CALL_ID))]
+    assert sets_of(r, "PJSIP_HEADER(add,X-EI)") == ["S.%s;E.1700000000.42;" % CALL_ID]
     names = [c.words[:3] for c in r.commands]
     header_at = names.index(["SET", "VARIABLE", "PJSIP_HEADER(add,X-EI)"])
     exec_at = [i for i, c in enumerate(r.commands) if c.words[:1] == ["EXEC"]][0]
@@ -58,7 +58,7 @@ def test_transport_forms_in_transfer(model, env, transport, port, suffix):
     r = call(env, variables={"SYNTHFLOW_SIP_TRANSPORT": transport})
     uri = "sip:%s@%s:%s%s" % (AGENT, HOST, port, suffix)
     assert r.status == "SUCCESS"
-    assert r.execs == [("Transfer", "PJSIP/<%s?X-EI=S.%s%%3B>" % (uri, CALL_ID))]
+    assert r.execs == [("Transfer", "PJSIP/<%s?X-EI=S.%s%%3BE.1700000000.42%%3B>" % (uri, CALL_ID))]
     assert r.variables["SYNTHFLOW_TARGET"] == uri
 
 
@@ -67,7 +67,7 @@ def test_host_and_port_overrides_per_call(model, env):
     model.script({"kind": "ok", "call_id": CALL_ID})
     r = call(env, variables={"SYNTHFLOW_SIP_HOST": "sip.eu.example.test",
                              "SYNTHFLOW_SIP_PORT": "5070"})
-    assert r.execs == [("Transfer", "PJSIP/<sip:%s@sip.eu.example.test:5070?X-EI=S.%s%%3B>"
+    assert r.execs == [("Transfer", "PJSIP/<sip:%s@sip.eu.example.test:5070?X-EI=S.%s%%3BE.1700000000.42%%3B>"
                         % (AGENT, CALL_ID))]
 
 
@@ -76,7 +76,7 @@ def test_chan_sip_channel_gets_the_unbracketed_sip_form(model, env):
     model.script({"kind": "ok", "call_id": CALL_ID})
     r = call(env, agi_type="SIP")
     assert r.status == "SUCCESS"
-    assert r.execs == [("Transfer", "SIP/%s@%s:32681?X-EI=S.%s%%3B" % (AGENT, HOST, CALL_ID))]
+    assert r.execs == [("Transfer", "SIP/%s@%s:32681?X-EI=S.%s%%3BE.1700000000.42%%3B" % (AGENT, HOST, CALL_ID))]
     assert "<sip:" not in r.execs[0][1]
 
 
@@ -87,7 +87,7 @@ def test_dial_mode_bridges_with_the_predial_handler(model, env):
     assert r.status == "SUCCESS"
     assert r.execs == [("Dial", "PJSIP/synthflow/sip:%s@%s:32681,30,b(synthflow-predial^s^1)"
                         % (AGENT, HOST))]
-    assert sets_of(r, "_SYNTHFLOW_XEI") == ["S.%s;" % CALL_ID]
+    assert sets_of(r, "_SYNTHFLOW_XEI") == ["S.%s;E.1700000000.42;" % CALL_ID]
     xei_at = [i for i, c in enumerate(r.commands) if c.words[2:3] == ["_SYNTHFLOW_XEI"]][0]
     dial_at = [i for i, c in enumerate(r.commands) if c.words[:2] == ["EXEC", "Dial"]][0]
     assert xei_at < dial_at
@@ -122,9 +122,9 @@ def test_auto_mode_falls_back_to_dial_with_the_same_id(model, env, refused):
              transfer_protocol="501" if refused == "FAILURE" else "0")
     assert r.status == "SUCCESS"
     assert [e[0] for e in r.execs] == ["Transfer", "Dial"]
-    assert r.execs[0][1] == "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3B>" % (AGENT, HOST, CALL_ID)
+    assert r.execs[0][1] == "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3BE.1700000000.42%%3B>" % (AGENT, HOST, CALL_ID)
     assert r.execs[1][1].startswith("PJSIP/synthflow/sip:%s@%s:32681," % (AGENT, HOST))
-    assert sets_of(r, "_SYNTHFLOW_XEI") == ["S.%s;" % CALL_ID]
+    assert sets_of(r, "_SYNTHFLOW_XEI") == ["S.%s;E.1700000000.42;" % CALL_ID]
     assert r.variables["SYNTHFLOW_CALL_ID"] == CALL_ID
     only_post(model)
 
@@ -193,7 +193,7 @@ def test_exact_wire_lines_of_the_x_ei_and_status_commands(model, env):
     model.script({"kind": "ok", "call_id": CALL_ID})
     r = call(env)
     raw = [c.raw for c in r.commands]
-    assert 'SET VARIABLE "PJSIP_HEADER(add,X-EI)" "S.%s;"' % CALL_ID in raw
+    assert 'SET VARIABLE "PJSIP_HEADER(add,X-EI)" "S.%s;E.1700000000.42;"' % CALL_ID in raw
     assert 'SET VARIABLE "SYNTHFLOW_STATUS" "SUCCESS"' in raw
     assert 'SET VARIABLE "SYNTHFLOW_CALL_ID" "%s"' % CALL_ID in raw
     assert 'SET VARIABLE "SYNTHFLOW_ERROR" ""' in raw
@@ -201,6 +201,6 @@ def test_exact_wire_lines_of_the_x_ei_and_status_commands(model, env):
         "${LEN(${%s})}:${%s}" % (name, name) for name in ["CHANNEL(linkedid)", "CHANNEL(state)"] + [
             "SYNTHFLOW_" + key.upper() for key in PER_CALL_KEYS])
     exec_line = [line for line in raw if line.startswith("EXEC ")][0]
-    assert exec_line.endswith(' "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3B>"' % (AGENT, HOST, CALL_ID))
+    assert exec_line.endswith(' "PJSIP/<sip:%s@%s:32681?X-EI=S.%s%%3BE.1700000000.42%%3B>"' % (AGENT, HOST, CALL_ID))
     assert r.verboses and all("\n" not in v for v in r.verboses)
     assert r.commands[-1].raw == 'VERBOSE "synthflow-agi: SUCCESS call_id=%s" 1' % CALL_ID

@@ -9,7 +9,7 @@ import requests
 import urllib3
 
 from synthflow_agi import _api
-from synthflow_agi._errors import ApiAuthError, ApiError, ApiTimeoutError, ConfigError, SynthflowAgiError
+from synthflow_agi._errors import ApiAuthError, ApiError, ApiTimeoutError, ApiUnavailableError, ConfigError, SynthflowAgiError
 
 
 def _exception_classes(module):
@@ -52,10 +52,10 @@ def test_no_library_exception_reaches_the_core_unmapped(cls):
     [
         (requests.exceptions.ReadTimeout("r"), ApiTimeoutError),
         (requests.exceptions.ConnectTimeout("c"), ApiTimeoutError),
-        (requests.exceptions.ConnectionError("refused"), ApiError),
-        (requests.exceptions.SSLError("bad cert"), ApiError),
+        (requests.exceptions.ConnectionError("refused"), ApiUnavailableError),
+        (requests.exceptions.SSLError("bad cert"), ApiUnavailableError),
         (requests.exceptions.InvalidURL("x"), ConfigError),
-        (ConnectionRefusedError(111, "Connection refused"), ApiError),
+        (ConnectionRefusedError(111, "Connection refused"), ApiUnavailableError),
     ],
 )
 def test_mapping_keeps_the_meaning(exc, expected):
@@ -80,7 +80,7 @@ def _body(**fields):
         (401, b"", ApiAuthError, "HTTP 401"),
         (403, b"{}", ApiAuthError, "HTTP 403"),
         (404, b"{}", ApiError, "HTTP 404"),
-        (500, b"oops", ApiError, "HTTP 500"),
+        (500, b"oops", ApiUnavailableError, "HTTP 500"),
         (200, b"<html>", ApiError, "not JSON"),
         (200, b"\xff\xfe", ApiError, "not JSON"),
         (200, b"[1, 2]", ApiError, "not an object"),

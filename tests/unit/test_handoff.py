@@ -81,8 +81,8 @@ def test_transfer_success_publishes_every_output():
     channel = MemoryChannel()
     outcome, api = run(channel)
     assert outcome.status is Status.SUCCESS
-    assert channel.execs == [("Transfer", f"PJSIP/<sip:+15551234567@sip.example:32681?X-EI=S.{CALL_ID}%3B>")]
-    assert channel.variables["PJSIP_HEADER(add,X-EI)"] == f"S.{CALL_ID};"
+    assert channel.execs == [("Transfer", f"PJSIP/<sip:+15551234567@sip.example:32681?X-EI=S.{CALL_ID}%3BE.L1%3B>")]
+    assert channel.variables["PJSIP_HEADER(add,X-EI)"] == f"S.{CALL_ID};E.L1;"
     assert {k: channel.variables[k] for k in ("SYNTHFLOW_STATUS", "SYNTHFLOW_CALL_ID", "SYNTHFLOW_ERROR", "SYNTHFLOW_TARGET")} == {
         "SYNTHFLOW_STATUS": "SUCCESS", "SYNTHFLOW_CALL_ID": CALL_ID, "SYNTHFLOW_ERROR": "",
         "SYNTHFLOW_TARGET": "sip:+15551234567@sip.example:32681"}
@@ -108,7 +108,7 @@ def test_auto_falls_back_to_dial_with_the_same_id():
     outcome, api = run(channel)
     assert outcome.status is Status.SUCCESS and outcome.mode == "auto:dial"
     assert [app for app, _ in channel.execs] == ["Transfer", "Dial"]
-    assert channel.variables["_SYNTHFLOW_XEI"] == f"S.{CALL_ID};"
+    assert channel.variables["_SYNTHFLOW_XEI"] == f"S.{CALL_ID};E.L1;"
     assert len(api.requests) == 1
 
 
@@ -134,7 +134,7 @@ def test_chan_sip_caller_dials_the_chan_sip_way_when_asked():
     channel = MemoryChannel({"SYNTHFLOW_MODE": "dial", "SYNTHFLOW_DIAL_TECHNOLOGY": "sip"})
     assert run(channel, technology="SIP")[0].status is Status.SUCCESS
     assert channel.execs == [("Dial", "SIP/+15551234567@sip.example:32681,30,b(synthflow-predial^s^1)")]
-    assert channel.variables["_SYNTHFLOW_XEI"] == "S.%s;" % CALL_ID
+    assert channel.variables["_SYNTHFLOW_XEI"] == "S.%s;E.L1;" % CALL_ID
 
 
 def test_unreferable_technology_fails_before_the_api_in_transfer_mode():

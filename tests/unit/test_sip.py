@@ -33,9 +33,9 @@ def test_call_id_rejects_anything_unsafe_for_sip(bad):
 
 
 def test_pjsip_transfer_embeds_the_header_in_a_bracketed_refer_to():
-    """PJSIP gets the bracketed URI with X-EI as a URI header and ';' as %3B (FACTS 2)."""
+    """PJSIP gets the bracketed URI with X-EI as a URI header and ';' as %3B."""
     uri = _sip.agent_uri("+15551234567", "127.0.0.1", 32681, "tcp")
-    assert _sip.transfer_destination("PJSIP", uri, CALL_ID) == (
+    assert _sip.transfer_destination("PJSIP", uri, f"?X-EI=S.{CALL_ID}%3B") == (
         f"PJSIP/<sip:+15551234567@127.0.0.1:32681;transport=tcp?X-EI=S.{CALL_ID}%3B>"
     )
 
@@ -43,7 +43,7 @@ def test_pjsip_transfer_embeds_the_header_in_a_bracketed_refer_to():
 def test_chan_sip_transfer_never_doubles_the_scheme():
     """chan_sip wraps the destination itself, so no '<sip:' may be sent to it (FACTS 20)."""
     uri = _sip.agent_uri("+15551234567", "h.example", 32681, "udp")
-    destination = _sip.transfer_destination("SIP", uri, CALL_ID)
+    destination = _sip.transfer_destination("SIP", uri, f"?X-EI=S.{CALL_ID}%3B")
     assert destination == f"SIP/+15551234567@h.example:32681?X-EI=S.{CALL_ID}%3B"
     assert "<" not in destination and "sip:" not in destination
 
@@ -52,7 +52,7 @@ def test_chan_sip_transfer_never_doubles_the_scheme():
 def test_transfer_refuses_technologies_it_cannot_refer(technology):
     """Other technologies get a clear TRANSFER_FAILED reason naming mode=dial."""
     with pytest.raises(HandoffError, match="use mode=dial"):
-        _sip.transfer_destination(technology, "sip:+1555@h:1", CALL_ID)
+        _sip.transfer_destination(technology, "sip:+1555@h:1", f"?X-EI=S.{CALL_ID}%3B")
 
 
 def test_dial_arguments_use_the_endpoint_and_handler():
