@@ -9,7 +9,8 @@ import statistics
 ACK_LINE = re.compile(r"^ACK\s+(\S+)\s+(\S+)\s+([0-9.]+)\s+([0-9.]+)\s*$", re.M)
 INVITE_LINE = re.compile(r"^INVITE\s+(\S+)\s+([0-9.]+)\s+([0-9.]+)\s+X-EI:(.*)$", re.M)
 # The agent's own check (bench/sipp/agent.xml) and the product's call-id rule (_sip.py).
-VALID_XEI = re.compile(r"^ *S\.[A-Za-z0-9][A-Za-z0-9_-]{7,127};$")
+# S. first, then any E./O. tokens the program adds (E.<linkedid> by default).
+VALID_XEI = re.compile(r"^ *S\.[A-Za-z0-9][A-Za-z0-9_-]{7,127};(?:[EO]\.[^;]+;)*$")
 
 
 def _seconds(sec, usec):
@@ -32,6 +33,8 @@ def parse_invites(text):
     {'1-7@127.0.0.1': (1700000000.2625, True)}
     >>> parse_invites("INVITE  1-8@x 1700000000.000000 0.000000 X-EI: S.;\\n")['1-8@x'][1]
     False
+    >>> parse_invites("INVITE  1-9@x 1700000000.000000 0.000000 X-EI: S.abcdefgh-1;E.1700.3;\\n")['1-9@x'][1]
+    True
     """
     return {m.group(1): (_seconds(m.group(2), m.group(3)), bool(VALID_XEI.match(m.group(4).rstrip())))
             for m in INVITE_LINE.finditer(text)}
