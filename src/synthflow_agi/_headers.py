@@ -23,7 +23,9 @@ MAX_TOKEN_VALUE = 128
 MAX_HEADER_VALUE_BYTES = 512
 MAX_HEADERS = 32
 _HEADER_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-_UNSAFE_IN_HEADER = frozenset("\r\n\x00")
+# A backslash is refused too: chan_sip's SIPAddHeader decodes escapes such as \r\n, which
+# would let a value start a header line of its own.
+_UNSAFE_IN_HEADER = frozenset("\r\n\x00\\")
 
 
 class Header(NamedTuple):
@@ -60,6 +62,8 @@ def token_value(key: str, value: str) -> str:
     problem = ""
     if ";" in value:
         problem = "holds ';'"
+    elif "\\" in value:
+        problem = "holds a backslash"
     elif not value.isprintable():
         problem = "holds control characters"
     elif len(value) > MAX_TOKEN_VALUE:
@@ -89,7 +93,8 @@ def context_headers(keys: str, custom: Mapping[str, str]) -> Tuple[List[Header],
         elif not _HEADER_KEY.match(key):
             skipped.append(f"{label}: not a header name (X-[A-Za-z0-9_-]+)")
         elif set(custom[key]) & _UNSAFE_IN_HEADER or len(custom[key].encode("utf-8")) > MAX_HEADER_VALUE_BYTES:
-            skipped.append(f"{key}: value cannot be carried in SIP ({describe_text(custom[key])})")
+            shape = describe_text(custom[key]) + (", with a backslash" if "\\" in custom[key] else "")
+            skipped.append(f"{key}: value cannot be carried in SIP ({shape})")
         elif len(headers) >= MAX_HEADERS:
             skipped.append(f"{key}: more than {MAX_HEADERS} headers")
         else:

@@ -27,7 +27,8 @@ def test_an_explicit_external_id_wins_in_dial_mode(model, env):
     assert sets_of(r, "_SYNTHFLOW_XEI") == ["S.%s;E.crm:lead/77;" % CALL_ID]
 
 
-@pytest.mark.parametrize("key, value", [("EXTERNAL_ID", "a;b"), ("DIVERSION", "+1555;x"), ("EXTERNAL_ID", "x" * 129)])
+@pytest.mark.parametrize("key, value", [("EXTERNAL_ID", "a;b"), ("DIVERSION", "+1555;x"), ("EXTERNAL_ID", "x" * 129),
+                                        ("EXTERNAL_ID", "a\\r\\nX-Evil: 1")])
 def test_a_token_value_that_cannot_be_carried_is_refused_before_the_api(model, env, key, value):
     """A value with ';' or over 128 characters is CONFIG_ERROR before any POST, never trimmed."""
     r = call(env, variables={"SYNTHFLOW_" + key: value})
@@ -62,17 +63,18 @@ def test_headers_that_cannot_be_carried_are_left_out_and_named_but_still_sent_as
     """A key that is no header name, a value with a CR or one too long stays out of SIP, is logged by shape, and reaches the API."""
     model.script({"kind": "ok", "call_id": CALL_ID})
     long_value = "y" * 513
-    r = call(env, args=["CALLERID(name)", "note", "long", "ok"], variables={
+    r = call(env, args=["CALLERID(name)", "note", "long", "escape", "ok"], variables={
         "SYNTHFLOW_MODE": "dial", "SYNTHFLOW_HEADERS": "*", "CALLERID(name)": "Jane", "note": "line1\rline2",
-        "long": long_value, "ok": "fine"})
+        "long": long_value, "escape": "a\\r\\nX-Evil: 1", "ok": "fine"})
     assert r.status == "SUCCESS"
     assert sets_of(r, "_SYNTHFLOW_HEADER_NAME_1") == ["X-ok"] and sets_of(r, "_SYNTHFLOW_HEADERS") == ["1"]
     assert "header left out: CALLERID(name): not a header name" in r.stderr
     assert "header left out: note: value cannot be carried in SIP (11 characters, with control characters)" in r.stderr
     assert "header left out: long: value cannot be carried in SIP (513 characters)" in r.stderr
+    assert "header left out: escape: value cannot be carried in SIP (14 characters, with a backslash)" in r.stderr
     assert "line1" not in r.stderr and long_value not in r.stderr
     assert posts(model)[0].body["custom_variables"] == {
-        "CALLERID(name)": "Jane", "note": "line1\rline2", "long": long_value, "ok": "fine"}
+        "CALLERID(name)": "Jane", "note": "line1\rline2", "long": long_value, "escape": "a\\r\\nX-Evil: 1", "ok": "fine"}
 
 
 @pytest.mark.parametrize("mode", ["transfer", "dial"])
