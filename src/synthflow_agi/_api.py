@@ -321,7 +321,7 @@ def _client_failed(exc: BaseException, host: str) -> SynthflowAgiError:
     return ApiError(f"the HTTP client failed on the request to {host}: {type(exc).__name__}")
 
 
-def _unmapped(exc: BaseException, host: str) -> SynthflowAgiError:
+def unmapped(exc: BaseException, host: str) -> SynthflowAgiError:
     # Never meant to happen: the exhaustive test walks every exception class of
     # requests, urllib3, http.client, ssl and socket and fails on any that lands here.
     return ApiError(f"unexpected {type(exc).__name__} from the HTTP client")
@@ -345,6 +345,7 @@ ERROR_TABLE: Tuple[Tuple[Tuple[Type[BaseException], ...], Factory], ...] = (
       _U.PoolError, OSError), _unreachable),
     ((_R.RetryError, _R.TooManyRedirects, _R.URLRequired, _R.InvalidJSONError,
       _R.StreamConsumedError, _R.UnrewindableBodyError, _U.UnrewindableBodyError, _U.ResponseError,
+      _U.TimeoutStateError,
       _U.HTTPError, _R.RequestException), _client_failed),
 )
 # What ``prepare`` catches: exactly the classes the table maps, nothing broader.
@@ -354,12 +355,19 @@ TRANSPORT_ERRORS: Tuple[Type[BaseException], ...] = tuple(cls for classes, _ in 
 LIBRARY_ROOTS = (_U.HTTPError, _R.RequestException)
 
 
-def factory_for(exc_type: Type[BaseException]) -> Factory:
-    """The table's factory for an exception class, or ``_unmapped``."""
+def table_entry_for(exc_type: Type[BaseException]) -> Optional[Tuple[Type[BaseException], Factory]]:
+    """The first table class ``exc_type`` derives from, with its row's factory; None when unmapped."""
     for classes, factory in ERROR_TABLE:
-        if issubclass(exc_type, classes):
-            return factory
-    return _unmapped
+        for cls in classes:
+            if issubclass(exc_type, cls):
+                return cls, factory
+    return None
+
+
+def factory_for(exc_type: Type[BaseException]) -> Factory:
+    """The table's factory for an exception class, or ``unmapped``."""
+    entry = table_entry_for(exc_type)
+    return unmapped if entry is None else entry[1]
 
 
 def map_transport_error(exc: BaseException, host: str) -> SynthflowAgiError:
