@@ -185,6 +185,9 @@ class SynthflowClient:
     def __init__(self, api_url: str, api_token: str, retries: int = 2, pool_size: int = 1) -> None:
         self._url = f"{api_url}/prepare_inbound"
         self._host = host_of(api_url)
+        if "@" in urlsplit(api_url).netloc:
+            # requests would turn user:password@ into Basic auth, replacing the Bearer token.
+            raise ConfigError(f"api_url for {self._host} must not hold user:password@; the token is api_token")
         self._headers = {
             "Authorization": f"Bearer {api_token}",
             "Accept": "application/json",
@@ -305,6 +308,14 @@ def _unusable_settings(exc: BaseException, host: str) -> SynthflowAgiError:
     return ConfigError(f"api_url, proxy or api_token is not usable: {type(exc).__name__}")
 
 
+def _invalid_header(exc: BaseException, host: str) -> SynthflowAgiError:
+    # requests raises InvalidHeader both for a header we send (a token with a line
+    # break: configuration) and, wrapping urllib3's, for one the API sent.
+    if any(isinstance(arg, _U.InvalidHeader) for arg in exc.args):
+        return _bad_http(exc, host)
+    return _unusable_settings(exc, host)
+
+
 def _tls_failed(exc: BaseException, host: str) -> SynthflowAgiError:
     return ApiError(f"TLS with {host} failed: {root_cause(exc)}")
 
@@ -334,9 +345,8 @@ ERROR_TABLE: Tuple[Tuple[Tuple[Type[BaseException], ...], Factory], ...] = (
     # urllib3 makes a refused or unresolvable connect a ConnectTimeoutError subclass.
     ((_U.NewConnectionError,), _unreachable),
     ((_R.Timeout, _U.TimeoutError, socket.timeout), _timed_out),
-    # InvalidHeader from requests is about a header we send (a token holding a line break).
-    ((_R.InvalidURL, _R.InvalidSchema, _R.MissingSchema, _R.InvalidProxyURL, _R.InvalidHeader,
-      _U.LocationValueError, _U.ProxySchemeUnknown, _U.ProxySchemeUnsupported), _unusable_settings),
+    ((_R.InvalidHeader,), _invalid_header),
+    ((_R.InvalidURL, _R.InvalidSchema, _R.MissingSchema, _R.InvalidProxyURL, _U.LocationValueError, _U.ProxySchemeUnknown, _U.ProxySchemeUnsupported), _unusable_settings),
     ((_R.SSLError, _U.SSLError, ssl.SSLError, ssl.CertificateError), _tls_failed),
     ((_R.ChunkedEncodingError, _R.ContentDecodingError, _U.DecodeError, _U.ResponseNotChunked,
       _U.InvalidChunkLength, _U.IncompleteRead, _U.InvalidHeader, _U.HeaderParsingError,

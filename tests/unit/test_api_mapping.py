@@ -111,6 +111,7 @@ def test_prepare_catches_no_bare_value_or_type_error():
         (requests.exceptions.SSLError("bad cert"), ApiError),
         (requests.exceptions.InvalidURL("x"), ConfigError),
         (requests.exceptions.InvalidHeader("token with a line break"), ConfigError),
+        (requests.exceptions.InvalidHeader(urllib3.exceptions.InvalidHeader("Retry-After")), ApiError),
         (urllib3.exceptions.ProxySchemeUnsupported("x"), ConfigError),
         (ConnectionRefusedError(111, "Connection refused"), ApiError),
         (http.client.BadStatusLine("x"), ApiError),
