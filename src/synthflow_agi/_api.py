@@ -139,10 +139,18 @@ class _DeadlineConnectionMixin:
                 return sock
         raise error or ConnectTimeoutError(self, "no time left to connect")
 
+    def connect(self):
+        super().connect()
+        call = current()
+        if call is not None:
+            # The socket as finally wrapped (TLS): http.client drops ``self.sock`` once
+            # an answer says ``Connection: close``, while the body is still being read.
+            call.watch(self, self.sock)
+
     def request(self, *args, **kwargs):
         call = current()
         if call is not None and self.sock is not None:
-            call.watch(self)  # a pooled connection: claim it for this call
+            call.watch(self, self.sock)  # a pooled connection: claim it for this call
         return super().request(*args, **kwargs)
 
 

@@ -49,6 +49,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -103,24 +104,37 @@ class Recorded:
 
 
 class _AcceptRecordingServer(ThreadingHTTPServer):
-    """Notes when each connection is accepted, before any byte is read from it."""
+    """Notes when each connection is accepted, before any byte is read from it.
 
-    def __init__(self, address: Any, handler: type, model: "SynthflowModel"):
+    With a TLS context the accepted socket is wrapped here and its handshake is left to
+    the connection's own thread (``Handler.setup``), so a stalled client holds only that.
+    """
+
+    def __init__(self, address: Any, handler: type, model: "SynthflowModel",
+                 tls: Optional[ssl.SSLContext] = None):
         self._model = model
+        self._tls = tls
         super().__init__(address, handler)
 
     def get_request(self) -> Any:
-        pair = super().get_request()
+        sock, address = super().get_request()
         with self._model._lock:
             self._model.accepted.append(time.monotonic())
-        return pair
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that refuses our certificate or gives up mid-handshake is a test case.
+        if self._model._log:
+            self._model._log("connection from %s ended with %s" % (client_address, sys.exc_info()[1]))
 
 
 class SynthflowModel:
     """The model server.  A context manager; see the module docstring."""
 
     def __init__(self, token: str = "test-token", host: str = "127.0.0.1", port: int = 0,
-                 log: Optional[Callable[[str], None]] = None):
+                 log: Optional[Callable[[str], None]] = None, tls: Optional[ssl.SSLContext] = None):
         self.token = token
         self._lock = threading.Condition()
         self._queue: List[Dict[str, Any]] = []
@@ -128,7 +142,8 @@ class SynthflowModel:
         self._stopping = threading.Event()
         self._log = log
         self.accepted: List[float] = []
-        self._server = _AcceptRecordingServer((host, port), self._handler_class(), self)
+        self.scheme = "https" if tls is not None else "http"
+        self._server = _AcceptRecordingServer((host, port), self._handler_class(), self, tls)
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
@@ -139,7 +154,7 @@ class SynthflowModel:
 
     @property
     def base_url(self) -> str:
-        return "http://127.0.0.1:%d/v2" % self.port
+        return "%s://127.0.0.1:%d/v2" % (self.scheme, self.port)
 
     def start(self) -> "SynthflowModel":
         self._thread = threading.Thread(target=self._server.serve_forever, name="synthflow-model",
@@ -215,6 +230,13 @@ class SynthflowModel:
             # (client_port); no Nagle, or each warm reply waits ~40 ms for a delayed ACK.
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                if isinstance(self.request, ssl.SSLSocket):
+                    self.request.settimeout(30)
+                    self.request.do_handshake()
+                    self.request.settimeout(None)
+                super().setup()
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 if model._log:
