@@ -129,7 +129,7 @@ def test_retry_after_beyond_the_deadline_is_not_waited_for(model, env, code):
     assert r.status == "API_ERROR"
     assert "HTTP %d" % code in r.variables["SYNTHFLOW_ERROR"]
     assert len(posts(model)) == 1
-    assert model.accepted and r.seconds < 2.0 + 1.5, r.seconds
+    assert r.seconds < 1.5, r.seconds  # neither the Retry-After nor the 2 s deadline was waited out
 
 
 @pytest.mark.parametrize("code", [401, 403])
