@@ -8,6 +8,9 @@ to the ``ApiError`` tree by ``ERROR_TABLE`` before it leaves this module.
 connect, TLS, headers and body, retries and their waits.  urllib3 cannot do
 that alone (see ``_deadline``), so its connections are given a bounded
 resolver and a watchdog; retries and their policy stay urllib3's ``Retry``.
+
+Longer than most modules on purpose: it is the one place that imports
+requests and urllib3, so their subclasses and the exception table live here.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import re
 import socket
 import ssl
+import sys
 import time
 from typing import Callable, Optional, Tuple, Type
 from urllib.parse import urlsplit
@@ -103,6 +107,8 @@ def retry_policy(retries: int) -> DeadlineRetry:
 class _DeadlineConnectionMixin:
     """A urllib3 connection whose socket the call's deadline can cut, resolved within it."""
 
+    # Our own _new_conn, because urllib3's calls getaddrinfo with no limit at all;
+    # the rest (error types, socket options) follows urllib3's own.
     def _new_conn(self):
         call = current()
         if call is None:
@@ -119,11 +125,11 @@ class _DeadlineConnectionMixin:
         except OSError as exc:
             raise NewConnectionError(self, "name resolution failed") from exc
         error: Optional[BaseException] = None
-        for family, _, _, _, sockaddr in addresses:
+        for _family, _type, _proto, _name, sockaddr in addresses:
             left = call.remaining()
             if left <= 0:
                 break
-            limit = left if self.timeout is None else min(self.timeout, left)
+            limit = min(self.timeout, left) if isinstance(self.timeout, (int, float)) else left
             try:
                 sock = urllib3_connection.create_connection(
                     (sockaddr[0], sockaddr[1]), limit, source_address=self.source_address,
@@ -136,6 +142,7 @@ class _DeadlineConnectionMixin:
                 error.__cause__ = exc
             else:
                 call.watch(self, sock)
+                sys.audit("http.client.connect", self, self.host, self.port)
                 return sock
         raise error or ConnectTimeoutError(self, "no time left to connect")
 
