@@ -28,6 +28,16 @@ Behaviours (consumed one per authorised API request; when the queue is empty: ``
     {"kind": "call_status", "value": "failed"}            200 with that call_status
     {"kind": "drop"}                                      close the socket, no reply at all
     {"kind": "raw", "code": 200, "body": "[]"}            this body verbatim (odd JSON shapes)
+    {"kind": "drip", "interval": 0.5}                     200 headers at once, then the ok body
+                                                          one byte per interval
+    {"kind": "slow_headers", "interval": 0.3}             the whole ok reply, status line and
+                                                          headers included, one byte per interval
+    {"kind": "hang"}                                      read the request, never answer
+    {"kind": "reset"}                                     read the request, then a TCP RST
+    {"kind": "wire", "data": "HTTP/1.1 200 x\r\n..."}      these bytes verbatim, then close
+
+``accepted`` holds the monotonic time of every TCP connection the server accepted
+(``time.monotonic`` is system-wide on Linux, so a test compares it with its own clock).
 
 A wrong or missing bearer token gets a bare 401 whatever the script says, and does not
 consume a behaviour: that is how the real API answers before any business logic runs.
@@ -39,6 +49,8 @@ import json
 import os
 import signal
 import socket
+import ssl
+import struct
 import sys
 import threading
 import time
@@ -46,7 +58,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Optional
 
-KINDS = ("ok", "status", "delay", "not_json", "missing_id", "call_status", "drop", "raw")
+KINDS = ("ok", "status", "delay", "not_json", "missing_id", "call_status", "drop", "raw",
+         "drip", "slow_headers", "hang", "reset", "wire")
 API_PATH = "/v2/prepare_inbound"
 
 
@@ -90,18 +103,47 @@ class Recorded:
         return "Recorded(%s %s %r)" % (self.method, self.path, self.raw[:200])
 
 
+class _AcceptRecordingServer(ThreadingHTTPServer):
+    """Notes when each connection is accepted, before any byte is read from it.
+
+    With a TLS context the accepted socket is wrapped here and its handshake is left to
+    the connection's own thread (``Handler.setup``), so a stalled client holds only that.
+    """
+
+    def __init__(self, address: Any, handler: type, model: "SynthflowModel",
+                 tls: Optional[ssl.SSLContext] = None):
+        self._model = model
+        self._tls = tls
+        super().__init__(address, handler)
+
+    def get_request(self) -> Any:
+        sock, address = super().get_request()
+        with self._model._lock:
+            self._model.accepted.append(time.monotonic())
+        if self._tls is not None:
+            sock = self._tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that refuses our certificate or gives up mid-handshake is a test case.
+        if self._model._log:
+            self._model._log("connection from %s ended with %s" % (client_address, sys.exc_info()[1]))
+
+
 class SynthflowModel:
     """The model server.  A context manager; see the module docstring."""
 
     def __init__(self, token: str = "test-token", host: str = "127.0.0.1", port: int = 0,
-                 log: Optional[Callable[[str], None]] = None):
+                 log: Optional[Callable[[str], None]] = None, tls: Optional[ssl.SSLContext] = None):
         self.token = token
         self._lock = threading.Condition()
         self._queue: List[Dict[str, Any]] = []
         self._requests: List[Recorded] = []
         self._stopping = threading.Event()
         self._log = log
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self.accepted: List[float] = []
+        self.scheme = "https" if tls is not None else "http"
+        self._server = _AcceptRecordingServer((host, port), self._handler_class(), self, tls)
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
@@ -112,7 +154,7 @@ class SynthflowModel:
 
     @property
     def base_url(self) -> str:
-        return "http://127.0.0.1:%d/v2" % self.port
+        return "%s://127.0.0.1:%d/v2" % (self.scheme, self.port)
 
     def start(self) -> "SynthflowModel":
         self._thread = threading.Thread(target=self._server.serve_forever, name="synthflow-model",
@@ -145,6 +187,7 @@ class SynthflowModel:
         with self._lock:
             self._queue = []
             self._requests = []
+            self.accepted = []
 
     @property
     def requests(self) -> List[Recorded]:
@@ -187,6 +230,13 @@ class SynthflowModel:
             # (client_port); no Nagle, or each warm reply waits ~40 ms for a delayed ACK.
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                if isinstance(self.request, ssl.SSLSocket):
+                    self.request.settimeout(30)
+                    self.request.do_handshake()
+                    self.request.settimeout(None)
+                super().setup()
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 if model._log:
@@ -256,6 +306,20 @@ class SynthflowModel:
                 elif kind == "drop":
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                elif kind == "hang":
+                    self.close_connection = True
+                    model._stopping.wait(3600)
+                elif kind == "reset":
+                    self.close_connection = True
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                elif kind == "wire":
+                    self.close_connection = True
+                    self.wfile.write(str(b["data"]).encode("utf-8", "surrogateescape"))
+                    self.wfile.flush()
+                elif kind in ("drip", "slow_headers"):
+                    self.close_connection = True
+                    self._trickle(b, self._ok_body({"kind": "ok"}, req))
                 elif kind == "status":
                     extra = {"Retry-After": str(b["retry_after"])} if "retry_after" in b else {}
                     self._reply(b["code"], {"error": "model status %d" % b["code"]}, headers=extra)
@@ -265,16 +329,36 @@ class SynthflowModel:
                 elif kind == "not_json":
                     self._reply(200, "<html><body>Bad Gateway</body></html>", ctype="text/html")
                 else:
-                    body = {"call_status": "registered",
-                            "synthflow_call_id": b["call_id"] if "call_id" in b else str(uuid.uuid4()),
-                            "direction": "inbound", "model_id": req.get("model_id"),
-                            "workspace_id": req.get("workspace_id"),
-                            "custom_variables": req.get("custom_variables")}
-                    if kind == "missing_id":
-                        del body["synthflow_call_id"]
-                    elif kind == "call_status":
-                        body["call_status"] = b.get("value", "failed")
-                    self._reply(200, body)
+                    self._reply(200, self._ok_body(b, req))
+
+            @staticmethod
+            def _ok_body(b: Dict[str, Any], req: Dict[str, Any]) -> Dict[str, Any]:
+                body = {"call_status": "registered",
+                        "synthflow_call_id": b["call_id"] if "call_id" in b else str(uuid.uuid4()),
+                        "direction": "inbound", "model_id": req.get("model_id"),
+                        "workspace_id": req.get("workspace_id"),
+                        "custom_variables": req.get("custom_variables")}
+                if b["kind"] == "missing_id":
+                    del body["synthflow_call_id"]
+                elif b["kind"] == "call_status":
+                    body["call_status"] = b.get("value", "failed")
+                return body
+
+            def _trickle(self, b: Dict[str, Any], body: Dict[str, Any]) -> None:
+                """A valid 200, sent one byte per interval (from the body on, or from the start)."""
+                data = json.dumps(body).encode("utf-8")
+                head = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(data)).encode("ascii")
+                interval = float(b.get("interval", 0.5))
+                slow = head + data if b["kind"] == "slow_headers" else data
+                if b["kind"] == "drip":
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                for i in range(len(slow)):
+                    if model._stopping.wait(interval):
+                        return
+                    self.wfile.write(slow[i:i + 1])
+                    self.wfile.flush()
 
             def handle_one_request(self) -> None:
                 # A client that gives up (timeout, SIGHUP) mid-reply is expected, not an error.
