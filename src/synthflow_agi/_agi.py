@@ -1,7 +1,7 @@
 """The Channel, spoken over AGI with pyst2 as the codec (an edge of the core).
 
 pyst2 0.5.1 sends the commands and reads the environment block. Three of its
-habits do not fit a library and are replaced here (FACTS 9):
+habits do not fit a library and are replaced here (docs/asterisk-notes.md#pyst2):
 - ``AGI()`` installs a SIGHUP handler, which only a main thread may do, so
   the entry point owns signals instead;
 - it echoes every line to stderr, so its stderr is discarded;

@@ -135,7 +135,7 @@ def transfer_destination(technology: str, uri: str, headers: str) -> str:
     """Build the ``Transfer()`` argument that carries the headers inside the Refer-To URI.
 
     PJSIP uses the text after ``PJSIP/`` verbatim, so it needs the angle
-    brackets; chan_sip adds ``<sip:…>`` itself (docs/asterisk-notes.md).
+    brackets; chan_sip adds ``<sip:…>`` itself (docs/asterisk-notes.md#chan_sip-forms).
     ``headers`` is the percent-encoded ``?name=value&…`` part.
 
     >>> transfer_destination('PJSIP', 'sip:+15551234567@h:32681', '?X-EI=S.abcdef12-3456%3B')

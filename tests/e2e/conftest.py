@@ -5,7 +5,7 @@ classic AGI or through the FastAGI server; tests are grouped so each lab starts 
 
 The lab never skips: if it cannot be built or started, every E2E test fails with the
 reason.  After each test, Asterisk's log and stderr must hold no Python traceback and no
-API token (issue 3, item 8).
+API token.
 """
 import contextlib
 import secrets

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "e2e"
 IMAGE_PYTHON = {"sid": "3.14", "bullseye": "3.9"}  # the suite's python3, for host wheels
 # Only this apt setting differs from a stock debian image: the sid mirror here is an
-# expired snapshot (FACTS 14).  It goes into the base image, never into the Dockerfile.
+# expired snapshot (docs/asterisk-notes.md#lab-images).  It goes into the base image, never into the Dockerfile.
 BASE_APT_CONF = 'Acquire::Check-Valid-Until "false";\n'
 HOST_TOOLS = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap", "sipp": "sip-tester"}
 # Files of the repository that the image is built from (besides docker/).
@@ -80,7 +80,7 @@ def docker_engine_answers():
 
 
 class Engine:
-    """podman (this machine: FACTS 15) or docker when an engine answers."""
+    """podman (this machine: docs/asterisk-notes.md#lab-images) or docker when an engine answers."""
 
     def __init__(self):
         self.docker = docker_engine_answers() and not os.environ.get("SYNTHFLOW_E2E_PODMAN")
@@ -179,7 +179,7 @@ def ensure_test_wheels(suite):
 
 
 def ensure_wheels(suite):
-    """Host-built wheels for the image's Python (FACTS 16): dependencies + this project."""
+    """Host-built wheels for the image's Python (docs/asterisk-notes.md#lab-images): dependencies + this project."""
     dep_dir = download_wheels("deps", IMAGE_PYTHON[suite], requirements())
     src_key = tree_digest([REPO / n for n in PACKAGE_INPUTS if (REPO / n).exists()])
     own_dir = CACHE / ("wheel-own-%s" % src_key)

@@ -210,7 +210,7 @@ class AsteriskLab:
                 "error": found.group(4).strip()}
 
     def hygiene_problems(self, mark, secrets):
-        """Python tracebacks or secrets in Asterisk's log or stderr since mark (issue 3, item 8)."""
+        """Python tracebacks or secrets in Asterisk's log or stderr since mark."""
         problems = []
         for name in LOG_FILES:
             problems += text_problems(self.since(mark, name), name, secrets)

@@ -4,7 +4,7 @@
 and keeps its log.  ``FastAgiPeer`` is the scripted channel of ``agi_peer`` speaking over a
 TCP connection instead of a child's stdin/stdout: the same environment block (plus the
 ``agi_network`` lines res_agi adds), the same replies, and a hangup announced the FastAGI
-way, as a bare ``HANGUP`` line among the replies (FACTS 7).
+way, as a bare ``HANGUP`` line among the replies (docs/asterisk-notes.md#hangup-and-dead-channels).
 
 Usage::
 

@@ -41,7 +41,7 @@ def test_pjsip_transfer_embeds_the_header_in_a_bracketed_refer_to():
 
 
 def test_chan_sip_transfer_never_doubles_the_scheme():
-    """chan_sip wraps the destination itself, so no '<sip:' may be sent to it (FACTS 20)."""
+    """chan_sip wraps the destination itself, so no '<sip:' may be sent to it (docs/asterisk-notes.md#chan_sip-forms)."""
     uri = _sip.agent_uri("+15551234567", "h.example", 32681, "udp")
     destination = _sip.transfer_destination("SIP", uri, f"?X-EI=S.{CALL_ID}%3B")
     assert destination == f"SIP/+15551234567@h.example:32681?X-EI=S.{CALL_ID}%3B"
