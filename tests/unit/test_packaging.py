@@ -91,6 +91,7 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
         yield archive
 
 
+@pytest.mark.host  # builds with the host venv's setuptools (the test extra)
 def test_wheel_ships_the_license_text(wheel):
     """The wheel's dist-info holds LICENSE, byte for byte the repository's MIT text."""
     licenses = [n for n in wheel.namelist() if ".dist-info/" in n and n.rsplit("/", 1)[-1] == "LICENSE"]
@@ -100,6 +101,7 @@ def test_wheel_ships_the_license_text(wheel):
     assert text.startswith(b"MIT License\n\nCopyright (c) 2026 synthflow-agi contributors\n")
 
 
+@pytest.mark.host  # builds with the host venv's setuptools (the test extra)
 def test_wheel_ships_the_package_the_agi_program_and_the_command(wheel):
     """The wheel holds every module, agi-bin/synthflow.agi as a script, and the synthflow-agi command."""
     names = set(wheel.namelist())
@@ -115,6 +117,7 @@ def test_wheel_ships_the_package_the_agi_program_and_the_command(wheel):
     assert "synthflow-agi = synthflow_agi._cli:main" in wheel.read(entry_points).decode()
 
 
+@pytest.mark.host  # builds with the host venv's setuptools (the test extra)
 def test_wheel_metadata_requires_exactly_the_declared_dependencies(wheel):
     """The wheel's Requires-Dist lines are setup.cfg's install_requires, floors and caps included."""
     (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
@@ -126,6 +129,7 @@ def test_wheel_metadata_requires_exactly_the_declared_dependencies(wheel):
     assert "License: MIT" in lines or "License-Expression: MIT" in lines
 
 
+@pytest.mark.host  # builds with the host venv's setuptools (the test extra)
 def test_sdist_ships_license_changelog_docs_and_samples(tmp_path):
     """The sdist carries LICENSE, CHANGELOG.md, pyproject.toml, the samples, the unit file and the docs."""
     source = copy_build_inputs(tmp_path / "source")
