@@ -34,7 +34,7 @@ bench: bootstrap
 MUTATE_SECONDS ?= 3600
 mutate: bootstrap
 	$(VENV)/bin/python -m pip install -q 'mutmut >= 3.8, < 4'
-	rm -rf mutants
+	rm -rf mutants && mkdir -p .cache
 	PYTHONPATH=$(CURDIR)/tools/mutmut timeout $(MUTATE_SECONDS) $(VENV)/bin/mutmut run --max-children 2 \
 	  > .cache/mutate.log 2>&1 || [ $$? -eq 124 ] || { tail -n 40 .cache/mutate.log; exit 1; }
 	$(VENV)/bin/python tools/mutmut/report.py
