@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTEST = $(VENV)/bin/python -m pytest
 
-.PHONY: test unit contract e2e interop demo bench bootstrap clean
+.PHONY: test unit contract e2e interop demo bench mutate bootstrap clean
 
 test: bootstrap
 	$(PYTEST) tests
@@ -28,8 +28,19 @@ bench: bootstrap
 	$(VENV)/bin/python -m pip install -q -e '.[test,bench]'
 	$(VENV)/bin/python bench/run.py $(ARGS)
 
+# Mutation testing (not part of `make test`): mutmut over the pure core and the HTTP
+# edge ([tool.mutmut] in pyproject.toml) with tests/unit and tests/contract, stopped
+# after MUTATE_SECONDS; `.venv/bin/mutmut show NAME` prints one surviving mutant.
+MUTATE_SECONDS ?= 3600
+mutate: bootstrap
+	$(VENV)/bin/python -m pip install -q 'mutmut >= 3.8, < 4'
+	rm -rf mutants && mkdir -p .cache
+	PYTHONPATH=$(CURDIR)/tools/mutmut timeout $(MUTATE_SECONDS) $(VENV)/bin/mutmut run --max-children 2 \
+	  > .cache/mutate.log 2>&1 || [ $$? -eq 124 ] || { tail -n 40 .cache/mutate.log; exit 1; }
+	$(VENV)/bin/python tools/mutmut/report.py
+
 bootstrap:
 	tools/bootstrap.sh
 
 clean:
-	rm -rf $(VENV) .cache build dist src/*.egg-info
+	rm -rf $(VENV) .cache build dist mutants src/*.egg-info

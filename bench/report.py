@@ -112,7 +112,8 @@ def table(results, derived):
     lines += ["", "%-3s %-40s %-28s %-9s %s" % ("", "target", "figure", "goal", "verdict")]
     lines += ["%-3s %-40s %-28s %-9s %s" % row for row in rows]
     lines.append("\n(overhead = variant median - floor median, measured in the same run; the floor includes "
-                 "Asterisk's ~500 ms post-Answer media wait, FACTS 6.)  Run took %s s." % results.get("elapsed_s"))
+                 "Asterisk's ~500 ms post-Answer media wait: docs/asterisk-notes.md#media-timing-after-answer.)  "
+                 "Run took %s s." % results.get("elapsed_s"))
     return "\n".join(lines)
 
 

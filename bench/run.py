@@ -1,4 +1,4 @@
-"""Benchmark of the hand-off (issue 4): ``python bench/run.py [--calls N] [--quick] [--out DIR]``.
+"""Benchmark of the hand-off: ``python bench/run.py [--calls N] [--quick] [--out DIR]``.
 
 Runs the E2E lab's real Asterisk with SIPp in dial mode and measures, per call, the time
 from the customer's ACK leaving to the agent's INVITE arriving, for four variants side by

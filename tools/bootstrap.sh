@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install everything `make test` needs on a fresh Debian/Ubuntu host, idempotently:
-# the E2E tools from apt (podman, runc, debootstrap, SIPp) and the project venv.
+# the E2E tools from apt (podman, runc, debootstrap, SIPp), systemd-analyze for the unit
+# file's checks (systemd >= 250 for `security --offline`), and the project venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(podman runc debootstrap sip-tester)
+APT_PACKAGES=(podman runc debootstrap sip-tester systemd)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 

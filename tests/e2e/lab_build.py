@@ -24,7 +24,7 @@ HOST_TOOLS = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap", 
 # Files of the repository that the image is built from (besides docker/).
 CONTEXT_FILES = ["setup.cfg", "setup.py", "README.md", "extensions.conf.sample", "pjsip.conf.sample"]
 CONTEXT_DIRS = ["src", "agi-bin", "docker"]
-PACKAGE_INPUTS = ["setup.cfg", "setup.py", "README.md", "src", "agi-bin"]
+PACKAGE_INPUTS = ["setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md", "src", "agi-bin"]
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.whl")
 LABEL = "synthflow.e2e.hash"
 

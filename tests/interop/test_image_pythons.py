@@ -24,7 +24,7 @@ INNER_TIMEOUT = 900
 def inner_script(python):
     return (
         "set -e; {py} -V; {py} -m pip install -q --no-index --find-links /wheels --disable-pip-version-check pytest; "
-        "cd /repo; exec {py} -m pytest -p no:cacheprovider -q {suites}"
+        "cd /repo; exec {py} -m pytest -p no:cacheprovider -q -m 'not host' {suites}"
     ).format(py=python, suites=" ".join(INNER_SUITES))
 
 
