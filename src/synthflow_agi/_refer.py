@@ -4,8 +4,7 @@ Asterisk reports a REFER refused by the far end and a REFER accepted (202)
 whose transfer failed later through the same two variables: chan_pjsip puts
 the SIP code of either the REFER's final response or the NOTIFY's sipfrag
 into ``TRANSFERSTATUSPROTOCOL``, and chan_sip reports every failure as 1.
-No variable shows that a 202 arrived (docs/asterisk-notes.md, "Transfer
-results").  A Dial after an accepted REFER would send Synthflow a second
+No variable shows that a 202 arrived (docs/asterisk-notes.md#transfer-results).  A Dial after an accepted REFER would send Synthflow a second
 INVITE for one prepared call, so a Dial may follow only results that cannot
 come after a 202.
 """
