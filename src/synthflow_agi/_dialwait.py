@@ -69,6 +69,8 @@ else
   printf 'SET VARIABLE "SYNTHFLOW_ERROR" "%s"\n' "$error"
 fi
 reply
+printf 'SET VARIABLE "CDR(synthflow_status)" "%s"\n' "$status"
+reply
 summary="synthflow-agi: $status call_id=$2"
 [ -z "$error" ] || summary="$summary ($error)"
 printf 'VERBOSE "%s" 1\n' "$summary"

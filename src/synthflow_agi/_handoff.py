@@ -143,6 +143,9 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
     if outcome.call_id:
         xei = _headers.x_ei(outcome.call_id) + xei
     channel.set_variable("SYNTHFLOW_CALL_ID", outcome.call_id)
+    if outcome.call_id:
+        # While the channel is up: cdr_custom, cdr_adaptive_odbc and friends store it.
+        channel.set_variable("CDR(synthflow_call_id)", outcome.call_id)
     _require_caller(channel, "before the hand-off")
     if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
         _dial(channel, settings, outcome, xei, headers, edges.delegate_dial)
@@ -263,6 +266,7 @@ def publish(channel: Channel, outcome: Outcome) -> None:
         values = values[0:1] + values[2:3]
     elif outcome.degraded:
         values += (("SYNTHFLOW_DEGRADED", "1"),)
+    values += (("CDR(synthflow_status)", outcome.status.value),)
     try:
         _set_all(channel, values)
         summary = f"synthflow-agi: {outcome.status.value}"
