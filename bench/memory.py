@@ -79,15 +79,18 @@ def rollup(pid):
 def count_bridged(bridge_show_all):
     """Two-party bridges in the output of Asterisk's ``bridge show all``.
 
-    >>> count_bridged("Bridge-ID                            Chans Type   Technology  Duration\\n"
-    ...               "1f0e6c1e-9d8e-4a35-8bd2-0c6f0b0a1d55     2 basic  simple_bridge 00:00:03\\n"
-    ...               "5a5a6c1e-9d8e-4a35-8bd2-0c6f0b0a1d55     1 basic  simple_bridge 00:00:01\\n")
+    Columns: Bridge-ID, Name (may be empty), Chans, Type, Technology,
+    Duration; Chans is therefore the fourth token from the end.
+
+    >>> count_bridged("Bridge-ID                            Name  Chans Type   Technology    Duration\\n"
+    ...               "1f0e6c1e-9d8e-4a35-8bd2-0c6f0b0a1d55           2 basic  native_rtp    00:00:03\\n"
+    ...               "5a5a6c1e-9d8e-4a35-8bd2-0c6f0b0a1d55  dial     1 basic  simple_bridge 00:00:01\\n")
     1
     """
     count = 0
     for line in bridge_show_all.splitlines():
         parts = line.split()
-        if len(parts) >= 2 and len(parts[0]) >= 32 and parts[1] == "2":
+        if len(parts) >= 5 and len(parts[0]) == 36 and parts[0].count("-") == 4 and parts[-4] == "2":
             count += 1
     return count
 
@@ -133,6 +136,7 @@ def _calls(lab, ctx, folder, name, variant, calls, hold_ms, rate, limit):
 def _snapshot(variant, asterisk_pid, fastagi_pid):
     """One reading of everything, as close together in time as /proc allows."""
     snap = {"t": time.time(), "asterisk_rss_kb": (proc_status(asterisk_pid) or {}).get("rss_kb"),
+            "asterisk_private_kb": private_kb(rollup(asterisk_pid) or {}),
             "fastagi_rss_kb": (proc_status(fastagi_pid) or {}).get("rss_kb"), "agi": []}
     if variant == "agi":
         for kind, pids in _agi_processes(asterisk_pid).items():
@@ -162,6 +166,7 @@ def memory_run(ctx, label, variant, waiter, n):
         for _ in range(SAMPLES):
             before.append(proc_status(asterisk_pid)["rss_kb"])
             time.sleep(0.2)
+        result["asterisk_private_kb_before"] = private_kb(rollup(asterisk_pid) or {})
         idle = proc_status(fastagi_pid)
         result["asterisk_rss_kb_before"] = statistics.median(before)
         result["fastagi_rss_kb_idle"] = idle["rss_kb"]
@@ -186,7 +191,8 @@ def memory_run(ctx, label, variant, waiter, n):
             snaps.append(_snapshot(variant, asterisk_pid, fastagi_pid))
             time.sleep(0.5)
         result["bridged_before"] = bridged
-        result["bridged_after"] = count_bridged(lab.asterisk.cli("bridge show all"))
+        result["bridge_show_all"] = lab.asterisk.cli("bridge show all")  # kept for diagnosis
+        result["bridged_after"] = count_bridged(result["bridge_show_all"])
         result["held_before"] = held
         result["snapshots"] = snaps
         result["customer_exit"] = customer.wait(budget + 10)
@@ -208,7 +214,9 @@ def derive(run):
     last = run["snapshots"][-1]
     asterisk = statistics.median(s["asterisk_rss_kb"] for s in run["snapshots"])
     derived = {"asterisk_rss_kb_during": asterisk,
-               "asterisk_kb_per_call": round((asterisk - run["asterisk_rss_kb_before"]) / float(n), 1)}
+               "asterisk_kb_per_call": round((asterisk - run["asterisk_rss_kb_before"]) / float(n), 1),
+               "asterisk_private_kb_per_call": round((last["asterisk_private_kb"] - run["asterisk_private_kb_before"])
+                                                     / float(n), 1)}
     if run["variant"] == "fastagi":
         during = statistics.median(s["fastagi_rss_kb"] for s in run["snapshots"])
         derived["fastagi_rss_kb_during"] = during
