@@ -266,22 +266,23 @@ def _kb(value):
 def table(memory):
     """The printed table of the memory phase."""
     lines = ["Memory held per bridged dial-mode call (kB; all N calls bridged while measured; a fresh lab per row)",
-             "  classic AGI: per AGI process, Private_Clean+Private_Dirty (smaps_rollup), median / max; Pss median",
+             "  classic AGI: per AGI process, Private_Clean+Private_Dirty (smaps_rollup) median / max; Pss and RSS medians",
              "  FastAGI: (server RSS with N bridged - idle RSS) / N;  Asterisk: (RSS with N bridged - RSS before) / N",
              "",
-             "%-27s %4s %8s %6s %17s %9s %13s %10s %7s" % ("program", "N", "bridged", "procs", "per call med/max",
-                                                           "Pss med", "Asterisk/call", "ratio", "lost")]
+             "%-27s %4s %8s %6s %17s %8s %8s %13s %8s %5s" % (
+                 "program", "N", "bridged", "procs", "per call med/max", "Pss med", "RSS med", "Asterisk/call",
+                 "ratio", "lost")]
     for run in memory["runs"]:
         if run["variant"] == "fastagi":
-            per_call, pss = _kb(run["program_kb_per_call"]), "-"
+            per_call, pss, rss = _kb(run["program_kb_per_call"]), "-", "-"
         else:
             per_call = "%s / %s" % (_kb(run["private_kb"]["median"]), _kb(run["private_kb"]["max"]))
-            pss = _kb(run["pss_kb"]["median"])
-        lines.append("%-27s %4d %8s %6s %17s %9s %13s %10s %7s" % (
+            pss, rss = _kb(run["pss_kb"]["median"]), _kb(run["rss_kb"]["median"])
+        lines.append("%-27s %4d %8s %6s %17s %8s %8s %13s %8s %5s" % (
             run["label"], run["n"], "%d/%d" % (min(run["bridged_before"], run["bridged_after"]), run["n"]),
-            run["processes"] or "-", per_call, pss, _kb(run["asterisk_kb_per_call"]),
+            run["processes"] or "-", per_call, pss, rss, _kb(run["asterisk_kb_per_call"]),
             "-" if run["ratio_to_asterisk"] is None else "%.3f" % run["ratio_to_asterisk"],
             run["outcome"]["lost"]))
-    lines.append("ratio = program per call / Asterisk per call (classic AGI: the private median).  Goals: "
+    lines.append("ratio = program per call / Asterisk per call (classic AGI: its private median).  Goals: "
                  "classic AGI <= 2048 kB per bridged call; ratio <= 0.1.")
     return "\n".join(lines)

@@ -185,9 +185,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="short runs (~4 minutes) for iteration")
     parser.add_argument("--out", help="output folder (default .cache/bench/<timestamp>)")
     parser.add_argument("--skip-load", action="store_true", help="latency only (development)")
-    parser.add_argument("--only", choices=["memory"], help="run only this phase (memory: ~5 minutes)")
-    parser.add_argument("--memory-sizes", default=",".join(str(n) for n in memory.SIZES),
-                        help="concurrent bridged calls per memory run, comma-separated (default %(default)s)")
+    parser.add_argument("--only", choices=["memory"], help="run only this phase (memory: ~8 minutes)")
+    parser.add_argument("--memory-sizes", help="concurrent bridged calls per memory run, comma-separated "
+                        "(default %s; with --quick %d)" % (",".join(str(n) for n in memory.SIZES), memory.SIZES[0]))
     args = parser.parse_args(argv)
     cfg = plan(args.quick, args.calls)
     out = Path(args.out or HERE.parent / ".cache" / "bench" / time.strftime("%Y%m%d-%H%M%S")).resolve()
@@ -197,7 +197,8 @@ def main(argv=None):
     started = time.time()
     ctx = {"out": out, "token": "bench-" + secrets.token_hex(12), "ca_dir": out / "tls"}
     tls.make_ca(ctx["ca_dir"])
-    sizes = [int(n) for n in args.memory_sizes.split(",") if n.strip()]
+    default_sizes = memory.SIZES[:1] if args.quick else memory.SIZES
+    sizes = [int(n) for n in (args.memory_sizes or ",".join(map(str, default_sizes))).split(",") if n.strip()]
     if not sizes or min(sizes) < 1 or max(sizes) > 200:
         parser.error("--memory-sizes: 1 to 200 calls per run")
     results = {"plan": cfg, "quick": args.quick}
