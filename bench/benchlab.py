@@ -40,10 +40,12 @@ print(json.dumps(times[2:]))
 class BenchLab:
     """One container for one phase: Asterisk with the given API model, plus FastAGI."""
 
-    def __init__(self, engine, image, run_dir, api_url, token, ca_dir):
+    def __init__(self, engine, image, run_dir, api_url, token, ca_dir, env=None):
+        """env: more variables for Asterisk's environment (the AGI programs inherit it)."""
         self.asterisk = AsteriskLab(engine, image, run_dir)
         self.env = {"SYNTHFLOW_API_URL": api_url, "SYNTHFLOW_API_TOKEN": token,
                     "REQUESTS_CA_BUNDLE": CA_INSIDE + "/ca.pem", "BENCH_CA_FILE": CA_INSIDE + "/ca.pem"}
+        self.env.update(env or {})
         self.mounts = [(str(HERE / "lab"), "/etc/asterisk/e2e"), (str(ca_dir), CA_INSIDE)]
 
     def start(self, fastagi_options=("--max-connections", "1000")):

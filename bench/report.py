@@ -3,6 +3,7 @@ import csv
 import json
 import statistics
 
+import memory
 import stats
 
 VARIANT_NAMES = {"floor": "1 floor (static X-EI)", "curl": "2 dialplan CURL peer",
@@ -174,11 +175,16 @@ def plot(out, results, derived):
 
 def write(out, results):
     """Write every output; return the printed table."""
-    derived = analyse(results)
-    text = table(results, derived)
+    derived, parts = {}, []
+    if "instant" in results:  # absent with --only memory
+        derived = analyse(results)
+        parts.append(table(results, derived))
+        write_csv(out, results)
+    if "memory" in results:
+        parts.append(memory.table(results["memory"]))
+    text = "\n\n".join(parts)
     (out / "table.txt").write_text(text + "\n")
-    write_csv(out, results)
     (out / "results.json").write_text(json.dumps({"results": results, "derived": derived}, indent=1, default=str))
-    if not plot(out, results, derived):
+    if derived and not plot(out, results, derived):
         text += "\n(no bench.png: matplotlib is missing; pip install -e '.[bench]')"
     return text

@@ -4,7 +4,8 @@ Runs the E2E lab's real Asterisk with SIPp in dial mode and measures, per call, 
 from the customer's ACK leaving to the agent's INVITE arriving, for four variants side by
 side (floor, dialplan CURL peer, classic AGI, FastAGI) under two API models (instant HTTP,
 HTTPS with a modelled 30 ms WAN); then FastAGI's sustained rate, its concurrency with a
-1 s API, and its RSS.  Prints a table with the targets and writes table.txt, calls.csv,
+1 s API, and its RSS; then the memory each bridged call holds (classic AGI's shell waiter
+and its Python predecessor, FastAGI, Asterisk itself; bench/memory.py).  Prints a table with the targets and writes table.txt, calls.csv,
 results.json and bench.png into the output folder.  It is not a test; see bench/README.md.
 """
 import argparse
@@ -19,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent / "tests" / "e2e"))
 
+import memory  # noqa: E402
 import sipp_runs  # noqa: E402
 import stats  # noqa: E402
 import tls  # noqa: E402
@@ -183,6 +185,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="short runs (~4 minutes) for iteration")
     parser.add_argument("--out", help="output folder (default .cache/bench/<timestamp>)")
     parser.add_argument("--skip-load", action="store_true", help="latency only (development)")
+    parser.add_argument("--only", choices=["memory"], help="run only this phase (memory: ~8 minutes)")
+    parser.add_argument("--memory-sizes", help="concurrent bridged calls per memory run, comma-separated "
+                        "(default %s; with --quick %d)" % (",".join(str(n) for n in memory.SIZES), memory.SIZES[0]))
     args = parser.parse_args(argv)
     cfg = plan(args.quick, args.calls)
     out = Path(args.out or HERE.parent / ".cache" / "bench" / time.strftime("%Y%m%d-%H%M%S")).resolve()
@@ -192,14 +197,21 @@ def main(argv=None):
     started = time.time()
     ctx = {"out": out, "token": "bench-" + secrets.token_hex(12), "ca_dir": out / "tls"}
     tls.make_ca(ctx["ca_dir"])
+    default_sizes = memory.SIZES[:1] if args.quick else memory.SIZES
+    sizes = [int(n) for n in (args.memory_sizes or ",".join(map(str, default_sizes))).split(",") if n.strip()]
+    if not sizes or min(sizes) < 1 or max(sizes) > 200:
+        parser.error("--memory-sizes: 1 to 200 calls per run")
     results = {"plan": cfg, "quick": args.quick}
     with LAB_LOCK:  # one lab per host; held for the whole run so no other run slips in between phases
         ctx["engine"], ctx["image"] = ensure_lab_image("sid")
-        results["instant"] = latency_phase("instant", BenchModel(ctx["token"]), ctx, cfg)
-        wan = BenchModel(ctx["token"], rtt=WAN_RTT, tls=tls.server_context(ctx["ca_dir"]))
-        results["wan"] = latency_phase("wan", wan, ctx, cfg)
-        if not args.skip_load:
-            results["load"] = load_phase(ctx, cfg)
+        if args.only != "memory":
+            results["instant"] = latency_phase("instant", BenchModel(ctx["token"]), ctx, cfg)
+            wan = BenchModel(ctx["token"], rtt=WAN_RTT, tls=tls.server_context(ctx["ca_dir"]))
+            results["wan"] = latency_phase("wan", wan, ctx, cfg)
+            if not args.skip_load:
+                results["load"] = load_phase(ctx, cfg)
+        if args.only == "memory" or not args.skip_load:
+            results["memory"] = memory.memory_phase(ctx, sizes)
     results["elapsed_s"] = round(time.time() - started, 1)
     text = report.write(out, results)
     print(text)
