@@ -22,7 +22,7 @@ IMAGE_PYTHON = {"sid": "3.14", "bullseye": "3.9"}  # the suite's python3, for ho
 BASE_APT_CONF = 'Acquire::Check-Valid-Until "false";\n'
 HOST_TOOLS = {"podman": "podman", "runc": "runc", "debootstrap": "debootstrap", "sipp": "sip-tester"}
 # Files of the repository that the image is built from (besides docker/).
-CONTEXT_FILES = ["setup.cfg", "setup.py", "README.md", "extensions.conf.sample", "pjsip.conf.sample"]
+CONTEXT_FILES = ["setup.cfg", "setup.py", "README.md", "extensions.conf.sample", "pjsip.conf.sample", "cdr_custom.conf.sample"]
 CONTEXT_DIRS = ["src", "agi-bin", "docker"]
 PACKAGE_INPUTS = ["setup.cfg", "setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md", "src", "agi-bin"]
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.whl")

@@ -84,7 +84,13 @@ class AsteriskLab:
             raise RuntimeError("127.0.0.1:%d/udp is taken: another Asterisk lab is running?" % ASTERISK_SIP_PORT)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for old in self.log_dir.iterdir():
-            old.unlink()
+            if old.is_dir():
+                for inner in old.iterdir():
+                    inner.unlink()
+            else:
+                old.unlink()
+        # cdr_custom writes below the log folder, which the mount replaces.
+        (self.log_dir / "cdr-custom").mkdir(exist_ok=True)
         args = self.engine.run_args() + ["-d", "--label", "%s=%d" % (OWNER_LABEL, os.getpid()),
                                          "-v", "%s:/var/log/asterisk" % self.log_dir]
         for host, inside in mounts:
