@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 from . import _headers, _sip
 from ._call import CallInfo, Outcome, PreparedCall, PrepareRequest
@@ -99,7 +99,31 @@ def finish_dial(channel: Channel, outcome: Outcome, edges: Edges) -> Outcome:
     return outcome
 
 
-def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome) -> None:
+def _run(channel: Channel, call: CallInfo, base: Base, edges: Edges, outcome: Outcome) -> None:
+    settings, request, context = _plan(channel, call, base, edges, outcome)
+    # Registering a call that will never arrive costs the customer at Synthflow.
+    _require_caller(channel, "before the API call")
+    xei = _register(channel, request, settings, edges, outcome) + context.xei
+    _require_caller(channel, "before the hand-off")
+    if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
+        _dial(channel, settings, outcome, xei, context.headers, edges.delegate_dial)
+        return
+    try:
+        _transfer(channel, call, outcome, xei, context.headers)
+    except HandoffError as exc:
+        if settings.mode != "auto" or not exc.refused:
+            raise
+        outcome.mode = "auto:dial"
+        _dial(channel, settings, outcome, xei, context.headers, edges.delegate_dial)
+
+
+class _Context(NamedTuple):
+    xei: str  # the E. and O. tokens; S. joins once the API has answered
+    headers: List[_headers.Header]
+
+
+def _plan(channel: Channel, call: CallInfo, base: Base, edges: Edges, outcome: Outcome):
+    """Read the call, resolve its settings, and check everything that will go near SIP."""
     # Every AGI command is a round trip through the channel's thread: read the
     # call's state and all per-call settings at once.
     values = channel.get_variables(_CALL_READS)
@@ -120,14 +144,16 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
     outcome.target = _sip.agent_uri(agent, settings.sip_host, settings.sip_port, settings.sip_transport)
     if settings.mode == "transfer" and not _sip.can_transfer(call.technology):
         _sip.require_transfer(call.technology)
-    # Everything that goes near SIP is checked before the API registers anything.
     xei = _headers.x_ei("", settings.external_id or outcome.linkedid, settings.diversion)
     headers, left_out = _headers.context_headers(settings.headers, custom) if settings.headers else ([], [])
     for reason in left_out:
         _LOG.warning("uniqueid=%s header left out: %s", call.uniqueid, reason)
     request = PrepareRequest(caller, agent, settings.model_id, settings.workspace_id, custom)
-    # Registering a call that will never arrive costs the customer at Synthflow.
-    _require_caller(channel, "before the API call")
+    return settings, request, _Context(xei, headers)
+
+
+def _register(channel: Channel, request: PrepareRequest, settings: Settings, edges: Edges, outcome: Outcome) -> str:
+    """Prepare the call at Synthflow; return its S. token ('' when handing off without one)."""
     api_started = edges.clock()
     try:
         prepared = edges.api_for(settings).prepare(request, settings.timeout)
@@ -140,23 +166,12 @@ def _run(channel: Channel, call: CallInfo, base, edges: Edges, outcome: Outcome)
         outcome.degraded, outcome.error = True, f"handed off without S.: {exc.reason}"
     finally:
         outcome.api_ms = (edges.clock() - api_started) * 1000.0
-    if outcome.call_id:
-        xei = _headers.x_ei(outcome.call_id) + xei
     channel.set_variable("SYNTHFLOW_CALL_ID", outcome.call_id)
-    if outcome.call_id:
-        # While the channel is up: cdr_custom, cdr_adaptive_odbc and friends store it.
-        channel.set_variable("CDR(synthflow_call_id)", outcome.call_id)
-    _require_caller(channel, "before the hand-off")
-    if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
-        _dial(channel, settings, outcome, xei, headers, edges.delegate_dial)
-        return
-    try:
-        _transfer(channel, call, outcome, xei, headers)
-    except HandoffError as exc:
-        if settings.mode != "auto" or not exc.refused:
-            raise
-        outcome.mode = "auto:dial"
-        _dial(channel, settings, outcome, xei, headers, edges.delegate_dial)
+    if not outcome.call_id:
+        return ""
+    # While the channel is up: cdr_custom, cdr_adaptive_odbc and friends store it.
+    channel.set_variable("CDR(synthflow_call_id)", outcome.call_id)
+    return _headers.x_ei(outcome.call_id)
 
 
 def _require_caller(channel: Channel, when: str) -> None:
