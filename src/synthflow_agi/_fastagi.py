@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -16,13 +17,14 @@ import threading
 import time
 from typing import Mapping, Optional, Tuple, Union
 
-from ._agi import AgiChannel
+from ._agi import AgiChannel, AgiReader, EmptyConnection, wait_readable
 from ._call import CallInfo
 from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
 from ._handoff import Edges, hand_off
 from ._logging import LOGGER, call_line
 from ._settings import load_sources
+from ._wire import AgiEnvironmentError
 
 ROUTE = "synthflow"
 DEFAULT_PORT = 4573
@@ -33,19 +35,37 @@ THREAD_STACK_BYTES = 512 * 1024
 # buffers (8 KiB, and 128 KiB from Python 3.14) per direction and call are idle
 # address space; a longer line still passes through a small buffer.
 AGI_BUFFER_BYTES = 1024
+# Asterisk writes the whole environment block as soon as it connects; a peer
+# still sending it after this long is not Asterisk, or not healthy.
+ENV_TIMEOUT = 5.0
+# A connection closed without a byte (a load balancer's health check) is no call.
+PROBE = "probe"
 
 
 class SocketChannel(AgiChannel):
-    """An AgiChannel on a socket: silent peers time out, except while Transfer/Dial run."""
+    """An AgiChannel on a socket: silent peers time out, except while Transfer/Dial run.
 
-    def __init__(self, sock: socket.socket, read_timeout: float) -> None:
+    The environment block has one deadline for the whole block, so a peer
+    that trickles a byte at a time cannot hold a slot for long.
+    """
+
+    def __init__(self, sock: socket.socket, read_timeout: float, env_timeout: Optional[float] = None) -> None:
         self._socket = sock
         self._read_timeout = read_timeout
+        self._env_deadline: Optional[float] = time.monotonic() + (env_timeout or read_timeout)
         sock.settimeout(read_timeout)
-        super().__init__(
-            sock.makefile("r", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"),
-            sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"),
-        )
+        reader = AgiReader(self._receive, lambda seconds: wait_readable(sock, seconds))
+        super().__init__(reader, sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"))
+        self._env_deadline = None
+        sock.settimeout(read_timeout)
+
+    def _receive(self, size: int) -> bytes:
+        if self._env_deadline is not None:
+            left = self._env_deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no complete AGI environment in time")
+            self._socket.settimeout(min(left, self._read_timeout))
+        return self._socket.recv(size)
 
     def exec(self, application: str, arguments: str) -> int:
         # Dial returns only when the bridged conversation ends, and Transfer
@@ -67,6 +87,7 @@ class Stats:
         self.peak_in_flight = 0
         self.rejected = 0
         self.failed = 0
+        self.probes = 0
 
     def begin(self) -> None:
         with self._lock:
@@ -76,7 +97,9 @@ class Stats:
     def end(self, status: Optional[str]) -> None:
         with self._lock:
             self.in_flight -= 1
-            if status is None:
+            if status == PROBE:
+                self.probes += 1
+            elif status is None:
                 self.failed += 1
             else:
                 self.by_status[status] += 1
@@ -86,7 +109,8 @@ class Stats:
         with self._lock:
             statuses = " ".join(f"{key.lower()}={value}" for key, value in sorted(self.by_status.items()))
             return (f"summary calls={sum(self.by_status.values())} {statuses} in_flight={self.in_flight} "
-                    f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed}").replace("  ", " ")
+                    f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed} "
+                    f"probes={self.probes}").replace("  ", " ")
 
 
 class FastAgiServer(socketserver.ThreadingTCPServer):
@@ -151,27 +175,44 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def _serve_call(self, sock: socket.socket) -> Optional[str]:
         try:
-            channel = SocketChannel(sock, self._read_timeout)
+            channel = SocketChannel(sock, self._read_timeout, min(ENV_TIMEOUT, self._read_timeout))
+        except EmptyConnection:
+            return PROBE
+        except AgiEnvironmentError as exc:
+            LOGGER.warning("closed a connection whose AGI environment was refused: %s", exc.reason)
+            return None
         except (OSError, ChannelHungUp) as exc:
             LOGGER.warning("no AGI environment from the peer: %s", exc)
             return None
         base = self.base
         script = channel.env.get("agi_network_script", "").strip("/")
         if script != ROUTE:
-            base = ConfigError(f"unknown FastAGI script {script[:40]!r}; the route is agi://host:port/{ROUTE}")
+            base = ConfigError(f"unknown FastAGI script ({len(script)} characters); the route is agi://host:port/{ROUTE}")
         call = CallInfo.from_env(channel.env)
         outcome = hand_off(channel, call, base, self._edges)
         LOGGER.info(call_line(call, outcome))
         return outcome.status.value
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver would print the traceback raw to stderr, past the redaction.
+        LOGGER.error("unexpected error serving a connection from %s", client_address[0], exc_info=True)
 
     def service_actions(self) -> None:
         if time.monotonic() >= self._next_summary:
             self._next_summary = time.monotonic() + self._summary_interval
             LOGGER.info(self.stats.line())
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket: from now on a new connection is refused at once."""
+        self.socket.close()
+
     def drain(self, grace: float) -> bool:
-        """Wait up to ``grace`` seconds for calls in flight; return whether all finished."""
+        """Stop accepting, then wait up to ``grace`` seconds for calls in flight; return whether all finished."""
+        self.stop_accepting()
         deadline = time.monotonic() + grace
+        if self.stats.in_flight:
+            LOGGER.info("draining: refusing new connections, waiting up to %gs for %d call(s)", grace,
+                        self.stats.in_flight)
         with self._idle:
             while self.stats.in_flight and time.monotonic() < deadline:
                 self._idle.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
@@ -224,6 +265,7 @@ def serve(listen: str, max_connections: int, read_timeout: float, grace: float, 
     def stop(signum, frame) -> None:
         if not stopping.is_set():
             stopping.set()
+            server.stop_accepting()
             # shutdown() waits for serve_forever, which runs in this very thread.
             threading.Thread(target=server.shutdown, daemon=True).start()
 
@@ -235,7 +277,6 @@ def serve(listen: str, max_connections: int, read_timeout: float, grace: float, 
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
-        server.socket.close()
         drained = server.drain(grace)
         LOGGER.info("%s%s", server.stats.line(), "" if drained else f" (grace of {grace:g}s ran out)")
         server.close()
