@@ -58,7 +58,12 @@ class SocketChannel(AgiChannel):
         self._env_deadline: Optional[float] = time.monotonic() + (env_timeout or read_timeout)
         sock.settimeout(read_timeout)
         reader = AgiReader(self._receive, lambda seconds: wait_readable(sock, seconds))
-        super().__init__(reader, sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"))
+        self._writer = sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n")
+        try:
+            super().__init__(reader, self._writer)
+        except BaseException:
+            self.close()
+            raise
         self._env_deadline = None
         sock.settimeout(read_timeout)
 
@@ -69,6 +74,13 @@ class SocketChannel(AgiChannel):
                 raise socket.timeout("no complete AGI environment in time")
             self._socket.settimeout(min(left, self._read_timeout))
         return self._socket.recv(size)
+
+    def close(self) -> None:
+        """Release the writer on the socket (the server closes the socket itself)."""
+        try:
+            self._writer.close()
+        except OSError:
+            pass
 
     def exec(self, application: str, arguments: str) -> int:
         # Dial returns only when the bridged conversation ends, and Transfer
@@ -191,8 +203,11 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         script = channel.env.get("agi_network_script", "").strip("/")
         if script != ROUTE:
             base = ConfigError(f"unknown FastAGI script ({len(script)} characters); the route is agi://host:port/{ROUTE}")
-        call = CallInfo.from_env(channel.env)
-        outcome = hand_off(channel, call, base, self._edges)
+        try:
+            call = CallInfo.from_env(channel.env)
+            outcome = hand_off(channel, call, base, self._edges)
+        finally:
+            channel.close()
         LOGGER.info(call_line(call, outcome))
         return outcome.status.value
 
