@@ -252,8 +252,8 @@ def _load(environ: Mapping[str, str]) -> Union[Mapping[str, str], ConfigError]:
 def parse_listen(text: str) -> Tuple[str, int]:
     """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573); port 0 picks a free one.
 
-    >>> parse_listen('127.0.0.1:4573'), parse_listen('[::1]:4600'), parse_listen('localhost')
-    (('127.0.0.1', 4573), ('::1', 4600), ('localhost', 4573))
+    >>> parse_listen('127.0.0.1:4573'), parse_listen('[::1]:4600'), parse_listen('localhost'), parse_listen(':4600')
+    (('127.0.0.1', 4573), ('::1', 4600), ('localhost', 4573), ('127.0.0.1', 4600))
     >>> parse_listen('127.0.0.1:70000')
     Traceback (most recent call last):
     ...
@@ -278,7 +278,7 @@ def parse_listen(text: str) -> Tuple[str, int]:
     number = int(port) if port is not None else DEFAULT_PORT
     if number > 65535:
         raise ConfigError(f"--listen {shown!r}: the port must be 0 to 65535")
-    return host, number
+    return host or "127.0.0.1", number
 
 
 def check_options(max_connections: str, read_timeout: str, grace: str, summary_interval: str) -> Tuple[int, float, float, float]:

@@ -17,25 +17,26 @@ ENV = b"agi_network: yes\nagi_network_script: synthflow\nagi_arg_1:  padded \r\n
 
 @pytest.fixture
 def pair():
-    """(program side, Asterisk side) of a connected socket pair, closed afterwards."""
+    """(program side, Asterisk side) of a connected socket pair; channels opened on it are closed afterwards."""
     program, asterisk = socket.socketpair()
     asterisk.settimeout(5)
-    channels = []
-    original = SocketChannel.__init__
-
-    def tracked(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        channels.append(self)
-
-    SocketChannel.__init__ = tracked
     try:
         yield program, asterisk
     finally:
-        SocketChannel.__init__ = original
-        for channel in channels:
-            channel.close()
+        while OPENED:
+            OPENED.pop().close()
         program.close()
         asterisk.close()
+
+
+OPENED: list = []
+
+
+def open_channel(program: socket.socket) -> SocketChannel:
+    """A SocketChannel with a 5 s read timeout, closed by the ``pair`` fixture."""
+    channel = open_channel(program)
+    OPENED.append(channel)
+    return channel
 
 
 def commands_sent(asterisk: socket.socket) -> list:
@@ -62,7 +63,7 @@ def test_environment_values_keep_spaces_and_cr(pair):
     """The argument keeps its leading and trailing spaces and its trailing CR."""
     program, asterisk = pair
     asterisk.sendall(ENV)
-    channel = SocketChannel(program, 5)
+    channel = open_channel(program)
     assert channel.env["agi_arg_1"] == " padded \r"
 
 
@@ -70,7 +71,7 @@ def test_a_hangup_line_after_the_last_reply_is_seen_without_a_command(pair):
     """HANGUP written after a value reply makes hung_up true at once, with no further command sent."""
     program, asterisk = pair
     asterisk.sendall(ENV + b"200 result=1 (2:Up4:a\nb:)\nHANGUP\n")
-    channel = SocketChannel(program, 5)
+    channel = open_channel(program)
     assert channel.get_variables(["CHANNEL(state)", "X"]) == {"CHANNEL(state)": "Up", "X": "a\nb:"}
     hung_up, seconds = timed(lambda: channel.hung_up)
     assert hung_up is True and seconds < 0.05
@@ -81,7 +82,7 @@ def test_no_pending_data_is_not_a_hangup_and_does_not_block(pair):
     """With nothing on the socket, hung_up is false and returns at once (the read timeout is 5 s)."""
     program, asterisk = pair
     asterisk.sendall(ENV)
-    channel = SocketChannel(program, 5)
+    channel = open_channel(program)
     hung_up, seconds = timed(lambda: channel.hung_up)
     assert hung_up is False and seconds < 0.05
 
@@ -90,7 +91,7 @@ def test_a_reply_already_waiting_is_kept_for_its_command(pair):
     """Looking for HANGUP reads a waiting reply into the buffer, and the next command still gets it."""
     program, asterisk = pair
     asterisk.sendall(ENV + b"200 result=1 (4:kept)\n")
-    channel = SocketChannel(program, 5)
+    channel = open_channel(program)
     assert channel.hung_up is False
     assert channel.get_variable("Y") == "kept"
 
@@ -99,7 +100,7 @@ def test_a_closed_peer_counts_as_hung_up(pair):
     """The end of the stream, waiting on the socket, is a hangup too."""
     program, asterisk = pair
     asterisk.sendall(ENV)
-    channel = SocketChannel(program, 5)
+    channel = open_channel(program)
     asterisk.shutdown(socket.SHUT_WR)
     time.sleep(0.05)
     assert channel.hung_up is True
@@ -109,7 +110,7 @@ def test_after_an_unreadable_reply_the_stream_is_brought_back_in_step(pair):
     """A reply with a wrong length is refused, the rest is skipped up to a fresh marker, and the next reply reads right."""
     program, asterisk = pair
     asterisk.sendall(ENV + b"200 result=1 (9:short)\nleft over\n")
-    channel = SocketChannel(program, 5)
+    channel = open_channel(program)
     seen = []
 
     def asterisk_side():
