@@ -34,7 +34,7 @@ OPENED: list = []
 
 def open_channel(program: socket.socket) -> SocketChannel:
     """A SocketChannel with a 5 s read timeout, closed by the ``pair`` fixture."""
-    channel = open_channel(program)
+    channel = SocketChannel(program, 5)
     OPENED.append(channel)
     return channel
 
