@@ -263,6 +263,10 @@ class FileStore:
         temporary = os.path.join(self._directory, f".{os.path.basename(self.path)}.{os.getpid()}.{time.monotonic_ns()}")
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except FileNotFoundError:
+            # No directory is how the classic AGI's breaker is left off (docs/circuit-breaker.md);
+            # saying so on every failing call would drown the call lines.
+            return False
         except OSError as exc:
             self._complain(f"cannot write in {self._directory} ({exc.strerror or exc}); the circuit stays closed")
             return False
