@@ -36,6 +36,15 @@ class ClientCache:
         self._circuits = Circuits(shared_through_files=circuit == "file") if circuit else None
 
     def __call__(self, settings: Settings) -> PrepareApi:
+        if self._circuits is None or settings.breaker_failures == 0:
+            return self._client(settings)
+        breaker = self._circuits.breaker_for(settings.api_url, settings.state_dir)
+        policy = Policy(settings.breaker_failures, settings.breaker_cooldown)
+        # The client is built only for a call the breaker lets through: a refused
+        # classic AGI call never pays for importing requests.
+        return GuardedApi(lambda: self._client(settings), breaker, policy)
+
+    def _client(self, settings: Settings) -> PrepareApi:
         key = (settings.api_url, settings.api_token, settings.retries)
         with self._lock:
             client = self._clients.get(key)
@@ -44,10 +53,7 @@ class ClientCache:
 
                 client = SynthflowClient(settings.api_url, settings.api_token, settings.retries, self._pool_size)
                 self._clients[key] = client
-        if self._circuits is None or settings.breaker_failures == 0:
             return client
-        breaker = self._circuits.breaker_for(settings.api_url, settings.state_dir)
-        return GuardedApi(client, breaker, Policy(settings.breaker_failures, settings.breaker_cooldown))
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -60,7 +66,7 @@ class ClientCache:
 class GuardedApi:
     """A PrepareApi behind the circuit breaker: while Synthflow is down, calls fail at once."""
 
-    def __init__(self, api: PrepareApi, breaker: Breaker, policy: Policy) -> None:
+    def __init__(self, api: Callable[[], PrepareApi], breaker: Breaker, policy: Policy) -> None:
         self._api = api
         self._breaker = breaker
         self._policy = policy
@@ -68,7 +74,7 @@ class GuardedApi:
     def prepare(self, request: PrepareRequest, timeout: float) -> PreparedCall:
         ticket = self._breaker.admit(self._policy)  # ApiUnavailableError when open: no request
         try:
-            prepared = self._api.prepare(request, timeout)
+            prepared = self._api().prepare(request, timeout)
         except ApiError as exc:
             # Only 5xx, timeouts and unreachable count; a refused token or a wrong
             # answer says nothing about Synthflow's health.

@@ -76,7 +76,7 @@ class ScriptedApi:
 
 
 def guarded(api, clock, store=None, policy=POLICY):
-    return GuardedApi(api, Breaker(store or MemoryStore(), clock), policy)
+    return GuardedApi(lambda: api, Breaker(store or MemoryStore(), clock), policy)
 
 
 def open_circuit(api_wrapper, count=3):
