@@ -13,6 +13,9 @@ process, many threads), or a small file for the classic AGI (a process per
 call), replaced whole by rename and read without a lock.  A file that is
 missing, unreadable or corrupt, or a directory that cannot be written, leaves
 the circuit closed: the breaker can only ever make a call faster, never fail one.
+
+Longer than most modules: the transitions, their doctests and the two stores
+they run on are one unit, and splitting them would scatter the state's format.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import json
 import logging
 import math
 import os
+import stat
 import threading
 import time
 from typing import Callable, Iterator, Optional, Tuple
@@ -290,8 +294,6 @@ class FileStore:
 
 
 def _is_regular(fd: int) -> bool:
-    import stat
-
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
