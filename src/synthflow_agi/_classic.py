@@ -112,7 +112,7 @@ def main(argv: Optional[list] = None) -> int:
         watch.attach(channel)
         base = load_base(os.environ)
         configure(base.log, secrets=base.secrets)
-        api_for = wrap_api(ClientCache(), lambda api: _AbortableApi(api, watch))
+        api_for = wrap_api(ClientCache(circuit="file"), lambda api: _AbortableApi(api, watch))
         edges = Edges(api_for=api_for, to_e164=to_e164, clock=time.monotonic,
                       delegate_dial=_dialwait.usable(os.environ))
         call = CallInfo.from_env(channel.env)

@@ -145,7 +145,7 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self.base: Base = load_base(environ)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._read_timeout = read_timeout
-        self._clients = ClientCache(pool_size=max_connections)
+        self._clients = ClientCache(pool_size=max_connections, circuit="memory")
         self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic)
         self._summary_interval = summary_interval
         self._next_summary = time.monotonic() + summary_interval
