@@ -46,8 +46,9 @@ AUTH_STATUSES = frozenset({401, 403})
 BACKOFF_FACTOR = 0.2
 # An attempt with less time than this left cannot finish a TLS round trip.
 MIN_ATTEMPT_SECONDS = 0.05
-# A prepare_inbound answer is a few hundred bytes; more is not an answer.
-MAX_ANSWER_BYTES = 64 * 1024
+# A prepare_inbound answer is a few hundred bytes, plus the custom_variables it may
+# echo, each at most one AGI value (64 KiB); far more than that is not an answer.
+MAX_ANSWER_BYTES = 1024 * 1024
 
 
 class DeadlineTimeout(Timeout):

@@ -95,19 +95,24 @@ def main(argv: Optional[list] = None) -> int:
     """Run one classic AGI hand-off on this process's stdin/stdout; always exit 0."""
     watch = SighupWatch()
     watch.install()
-    agi_in = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
     agi_out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="replace", newline="\n", write_through=True)
     # Anything that prints by mistake must not corrupt the AGI stream.
     sys.stdout = sys.stderr
     configure("stderr")
     try:
         from ._agi import AgiChannel
+        from ._wire import AgiEnvironmentError
 
-        channel = AgiChannel(agi_in, agi_out)
+        try:
+            channel = AgiChannel(sys.stdin.buffer, agi_out)
+        except AgiEnvironmentError as exc:
+            # Out of step from the first line: no command could be trusted.
+            LOGGER.error("refused the AGI environment, ending without a status: %s", exc.reason)
+            return 0
         watch.attach(channel)
         base = load_base(os.environ)
         configure(base.log, secrets=base.secrets)
-        api_for = wrap_api(ClientCache(), lambda api: _AbortableApi(api, watch))
+        api_for = wrap_api(ClientCache(circuit="file"), lambda api: _AbortableApi(api, watch))
         edges = Edges(api_for=api_for, to_e164=to_e164, clock=time.monotonic,
                       delegate_dial=_dialwait.usable(os.environ))
         call = CallInfo.from_env(channel.env)

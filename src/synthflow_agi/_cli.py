@@ -81,10 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     prepare.set_defaults(run=_prepare)
     fastagi = commands.add_parser("fastagi", help="serve agi://HOST:PORT/synthflow for many calls at once")
     fastagi.add_argument("--listen", default="127.0.0.1:4573", help="address to listen on (default 127.0.0.1:4573)")
-    fastagi.add_argument("--max-connections", type=int, default=500, help="calls served at once; more are refused")
-    fastagi.add_argument("--read-timeout", type=float, default=30.0, help="seconds to wait on a silent peer")
-    fastagi.add_argument("--grace", type=float, default=30.0, help="seconds SIGTERM waits for calls in flight")
-    fastagi.add_argument("--summary-interval", type=float, default=300.0, help="seconds between summary log lines")
+    # Numbers are checked by check_options, so a bad one is one error line, not argparse's usage block.
+    fastagi.add_argument("--max-connections", default="500", help="calls served at once (1-10000); more are refused")
+    fastagi.add_argument("--read-timeout", default="30", help="seconds to wait on a silent peer (> 0)")
+    fastagi.add_argument("--grace", default="30", help="seconds SIGTERM waits for calls in flight (> 0)")
+    fastagi.add_argument("--summary-interval", default="300", help="seconds between summary log lines (> 0)")
     fastagi.set_defaults(run=_fastagi)
     return parser
 
@@ -140,12 +141,15 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _fastagi(args: argparse.Namespace) -> int:
-    from ._fastagi import serve
+    from ._fastagi import check_options, parse_listen, serve
     from ._logging import configure
 
+    parse_listen(args.listen)
+    max_connections, read_timeout, grace, summary_interval = check_options(
+        args.max_connections, args.read_timeout, args.grace, args.summary_interval)
     configure("stderr")
     try:
-        return serve(args.listen, args.max_connections, args.read_timeout, args.grace, args.summary_interval)
+        return serve(args.listen, max_connections, read_timeout, grace, summary_interval)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from exc
 

@@ -8,7 +8,7 @@ itself (``execv``, same PID, same AGI pipes, so Asterisk notices nothing)
 with ``/bin/sh`` running the script below, which holds a few hundred KB.
 
 The script speaks exactly the lines the Python program would: ``EXEC Dial``,
-``GET VARIABLE "DIALSTATUS"``, then ``SYNTHFLOW_STATUS``, ``SYNTHFLOW_ERROR``
+the length-prefixed read of ``DIALSTATUS``, then ``SYNTHFLOW_STATUS``, ``SYNTHFLOW_ERROR``
 and one ``VERBOSE``, and it writes the one log line of the call.  Every text
 it prints is either prepared and quoted here or a ``DIALSTATUS`` word it
 checks against ``[A-Z]``, so nothing from the channel reaches the wire raw.
@@ -44,12 +44,16 @@ printf 'EXEC Dial %s\n' "$1"
 reply
 hung_up=0
 case $line in "200 result=-1"*) hung_up=1 ;; "200 "*) ;; *) hung_up=1 ;; esac
-printf 'GET VARIABLE "DIALSTATUS"\n'
+printf 'GET FULL VARIABLE "${LEN(${DIALSTATUS})}:${DIALSTATUS}"\n'
 reply
 dialstatus=
 case $line in
   "200 result=1 ("*")") dialstatus=${line#"200 result=1 ("}; dialstatus=${dialstatus%")"} ;;
 esac
+# The value comes length-prefixed, as the Python reader asks for it: "6:ANSWER".
+length=${dialstatus%%:*}
+dialstatus=${dialstatus#*:}
+case $length in ''|*[!0-9]*) dialstatus=UNREADABLE ;; *) [ "${#dialstatus}" = "$length" ] || dialstatus=UNREADABLE ;; esac
 case $dialstatus in *[!A-Z]*) dialstatus=UNREADABLE ;; esac
 [ ${#dialstatus} -le 20 ] || dialstatus=UNREADABLE
 if [ "$dialstatus" = ANSWER ]; then

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -16,14 +17,15 @@ import threading
 import time
 from typing import Mapping, Optional, Tuple
 
-from ._agi import AgiChannel
+from ._agi import AgiChannel, AgiReader, EmptyConnection, wait_readable
 from ._call import CallInfo
 from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
 from ._handoff import Edges, hand_off
-from ._text import describe_text
 from ._logging import LOGGER, call_line, configure
 from ._settings import Base, load_base
+from ._text import describe_text
+from ._wire import AgiEnvironmentError
 
 ROUTE = "synthflow"
 DEFAULT_PORT = 4573
@@ -34,19 +36,52 @@ THREAD_STACK_BYTES = 512 * 1024
 # buffers (8 KiB, and 128 KiB from Python 3.14) per direction and call are idle
 # address space; a longer line still passes through a small buffer.
 AGI_BUFFER_BYTES = 1024
+# Asterisk writes the whole environment block as soon as it connects; a peer
+# still sending it after this long is not Asterisk, or not healthy.
+ENV_TIMEOUT = 5.0
+# A connection closed without a byte (a load balancer's health check) is no call.
+PROBE = "probe"
+MAX_CONNECTIONS_LIMIT = 10000
+MAX_SECONDS = 86400.0
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9._:%-]{0,253}\Z")
 
 
 class SocketChannel(AgiChannel):
-    """An AgiChannel on a socket: silent peers time out, except while Transfer/Dial run."""
+    """An AgiChannel on a socket: silent peers time out, except while Transfer/Dial run.
 
-    def __init__(self, sock: socket.socket, read_timeout: float) -> None:
+    The environment block has one deadline for the whole block, so a peer
+    that trickles a byte at a time cannot hold a slot for long.
+    """
+
+    def __init__(self, sock: socket.socket, read_timeout: float, env_timeout: Optional[float] = None) -> None:
         self._socket = sock
         self._read_timeout = read_timeout
+        self._env_deadline: Optional[float] = time.monotonic() + (env_timeout or read_timeout)
         sock.settimeout(read_timeout)
-        super().__init__(
-            sock.makefile("r", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"),
-            sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n"),
-        )
+        reader = AgiReader(self._receive, lambda seconds: wait_readable(sock, seconds))
+        self._writer = sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n")
+        try:
+            super().__init__(reader, self._writer)
+        except BaseException:
+            self.close()
+            raise
+        self._env_deadline = None
+        sock.settimeout(read_timeout)
+
+    def _receive(self, size: int) -> bytes:
+        if self._env_deadline is not None:
+            left = self._env_deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no complete AGI environment in time")
+            self._socket.settimeout(min(left, self._read_timeout))
+        return self._socket.recv(size)
+
+    def close(self) -> None:
+        """Release the writer on the socket (the server closes the socket itself)."""
+        try:
+            self._writer.close()
+        except OSError:
+            pass
 
     def exec(self, application: str, arguments: str) -> int:
         # Dial returns only when the bridged conversation ends, and Transfer
@@ -68,6 +103,7 @@ class Stats:
         self.peak_in_flight = 0
         self.rejected = 0
         self.failed = 0
+        self.probes = 0
 
     def begin(self) -> None:
         with self._lock:
@@ -77,7 +113,9 @@ class Stats:
     def end(self, status: Optional[str]) -> None:
         with self._lock:
             self.in_flight -= 1
-            if status is None:
+            if status == PROBE:
+                self.probes += 1
+            elif status is None:
                 self.failed += 1
             else:
                 self.by_status[status] += 1
@@ -87,7 +125,8 @@ class Stats:
         with self._lock:
             statuses = " ".join(f"{key.lower()}={value}" for key, value in sorted(self.by_status.items()))
             return (f"summary calls={sum(self.by_status.values())} {statuses} in_flight={self.in_flight} "
-                    f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed}").replace("  ", " ")
+                    f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed} "
+                    f"probes={self.probes}").replace("  ", " ")
 
 
 class FastAgiServer(socketserver.ThreadingTCPServer):
@@ -106,7 +145,7 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self.base: Base = load_base(environ)
         self._slots = threading.BoundedSemaphore(max_connections)
         self._read_timeout = read_timeout
-        self._clients = ClientCache(pool_size=max_connections)
+        self._clients = ClientCache(pool_size=max_connections, circuit="memory")
         self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic)
         self._summary_interval = summary_interval
         self._next_summary = time.monotonic() + summary_interval
@@ -157,7 +196,12 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def _serve_call(self, sock: socket.socket) -> Optional[str]:
         try:
-            channel = SocketChannel(sock, self._read_timeout)
+            channel = SocketChannel(sock, self._read_timeout, min(ENV_TIMEOUT, self._read_timeout))
+        except EmptyConnection:
+            return PROBE
+        except AgiEnvironmentError as exc:
+            LOGGER.warning("closed a connection whose AGI environment was refused: %s", exc.reason)
+            return None
         except (OSError, ChannelHungUp) as exc:
             LOGGER.warning("no AGI environment from the peer: %s", exc)
             return None
@@ -165,19 +209,34 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         script = channel.env.get("agi_network_script", "").strip("/")
         if script != ROUTE:
             base = Base(base.raw, f"unknown FastAGI script ({describe_text(script)}); the route is agi://host:port/{ROUTE}")
-        call = CallInfo.from_env(channel.env)
-        outcome = hand_off(channel, call, base, self._edges)
+        try:
+            call = CallInfo.from_env(channel.env)
+            outcome = hand_off(channel, call, base, self._edges)
+        finally:
+            channel.close()
         LOGGER.info(call_line(call, outcome))
         return outcome.status.value
+
+    def handle_error(self, request, client_address) -> None:
+        # socketserver would print the traceback raw to stderr, past the redaction.
+        LOGGER.error("unexpected error serving a connection from %s", client_address[0], exc_info=True)
 
     def service_actions(self) -> None:
         if time.monotonic() >= self._next_summary:
             self._next_summary = time.monotonic() + self._summary_interval
             LOGGER.info(self.stats.line())
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket: from now on a new connection is refused at once."""
+        self.socket.close()
+
     def drain(self, grace: float) -> bool:
-        """Wait up to ``grace`` seconds for calls in flight; return whether all finished."""
+        """Stop accepting, then wait up to ``grace`` seconds for calls in flight; return whether all finished."""
+        self.stop_accepting()
         deadline = time.monotonic() + grace
+        if self.stats.in_flight:
+            LOGGER.info("draining: refusing new connections, waiting up to %gs for %d call(s)", grace,
+                        self.stats.in_flight)
         with self._idle:
             while self.stats.in_flight and time.monotonic() < deadline:
                 self._idle.wait(min(0.5, max(deadline - time.monotonic(), 0.01)))
@@ -190,22 +249,64 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
 
 def parse_listen(text: str) -> Tuple[str, int]:
-    """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573).
+    """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573); port 0 picks a free one.
 
-    >>> parse_listen('127.0.0.1:4573'), parse_listen('[::1]:4600'), parse_listen('localhost')
-    (('127.0.0.1', 4573), ('::1', 4600), ('localhost', 4573))
+    >>> parse_listen('127.0.0.1:4573'), parse_listen('[::1]:4600'), parse_listen('localhost'), parse_listen(':4600')
+    (('127.0.0.1', 4573), ('::1', 4600), ('localhost', 4573), ('127.0.0.1', 4600))
+    >>> parse_listen('127.0.0.1:70000')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ConfigError: --listen '127.0.0.1:70000': the port must be 0 to 65535
+    >>> parse_listen('[::1')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ConfigError: --listen '[::1' is not host:port, [v6]:port or host
     """
+    shown = text[:60]
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise ConfigError(f"--listen {shown!r} is not host:port, [v6]:port or host")
+        port = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, _, port = text.partition(":")
     else:
-        host, port = text, ""
-    try:
-        return host or "127.0.0.1", int(port) if port else DEFAULT_PORT
-    except ValueError:
-        raise ConfigError(f"--listen {text!r} is not host:port") from None
+        host, port = text, None
+    if not _LISTEN_HOST.match(host) or (port is not None and not port.isdigit()) or (port is not None and len(port) > 5):
+        raise ConfigError(f"--listen {shown!r} is not host:port, [v6]:port or host")
+    number = int(port) if port is not None else DEFAULT_PORT
+    if number > 65535:
+        raise ConfigError(f"--listen {shown!r}: the port must be 0 to 65535")
+    return host or "127.0.0.1", number
+
+
+def check_options(max_connections: str, read_timeout: str, grace: str, summary_interval: str) -> Tuple[int, float, float, float]:
+    """Validate the numeric flags before anything starts; each bad one is a one-line ConfigError.
+
+    >>> check_options('500', '30', '30', '300')
+    (500, 30.0, 30.0, 300.0)
+    >>> check_options('0', '30', '30', '300')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ConfigError: --max-connections '0' must be a whole number from 1 to 10000
+    >>> check_options('5', 'nan', '30', '300')
+    Traceback (most recent call last):
+    ...
+    synthflow_agi._errors.ConfigError: --read-timeout 'nan' must be a number of seconds above 0 and at most 86400
+    """
+    text = max_connections.strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CONNECTIONS_LIMIT:
+        raise ConfigError(f"--max-connections {max_connections[:20]!r} must be a whole number from 1 to {MAX_CONNECTIONS_LIMIT}")
+    seconds = []
+    for flag, value in (("--read-timeout", read_timeout), ("--grace", grace), ("--summary-interval", summary_interval)):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not 0 < number <= MAX_SECONDS:  # also refuses nan and inf
+            raise ConfigError(f"{flag} {value[:20]!r} must be a number of seconds above 0 and at most {MAX_SECONDS:g}")
+        seconds.append(number)
+    return (int(text), seconds[0], seconds[1], seconds[2])
 
 
 def serve(listen: str, max_connections: int, read_timeout: float, grace: float, summary_interval: float) -> int:
@@ -220,6 +321,7 @@ def serve(listen: str, max_connections: int, read_timeout: float, grace: float, 
     def stop(signum, frame) -> None:
         if not stopping.is_set():
             stopping.set()
+            server.stop_accepting()
             # shutdown() waits for serve_forever, which runs in this very thread.
             threading.Thread(target=server.shutdown, daemon=True).start()
 
@@ -231,7 +333,6 @@ def serve(listen: str, max_connections: int, read_timeout: float, grace: float, 
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
-        server.socket.close()
         drained = server.drain(grace)
         LOGGER.info("%s%s", server.stats.line(), "" if drained else f" (grace of {grace:g}s ran out)")
         server.close()

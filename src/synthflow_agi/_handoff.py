@@ -144,12 +144,22 @@ def _plan(channel: Channel, call: CallInfo, base: Base, edges: Edges, outcome: O
     outcome.target = _sip.agent_uri(agent, settings.sip_host, settings.sip_port, settings.sip_transport)
     if settings.mode == "transfer" and not _sip.can_transfer(call.technology):
         _sip.require_transfer(call.technology)
-    xei = _headers.x_ei("", settings.external_id or outcome.linkedid, settings.diversion)
+    external_id = settings.external_id or _default_external_id(outcome.linkedid, call)
+    xei = _headers.x_ei("", external_id, settings.diversion)
     headers, left_out = _headers.context_headers(settings.headers, custom) if settings.headers else ([], [])
     for reason in left_out:
         _LOG.warning("uniqueid=%s header left out: %s", call.uniqueid, reason)
     request = PrepareRequest(caller, agent, settings.model_id, settings.workspace_id, custom)
     return settings, request, _Context(xei, headers)
+
+
+def _default_external_id(linkedid: str, call: CallInfo) -> str:
+    """The linkedid as the E. value; one X-EI cannot carry is left out (logged), not a reason to fail."""
+    try:
+        return _headers.token_value("linkedid", linkedid) if linkedid else ""
+    except ConfigError as exc:
+        _LOG.warning("uniqueid=%s no E. token: %s", call.uniqueid, exc.reason)
+        return ""
 
 
 def _register(channel: Channel, request: PrepareRequest, settings: Settings, edges: Edges, outcome: Outcome) -> str:

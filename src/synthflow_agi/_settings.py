@@ -50,6 +50,9 @@ DEFAULTS: Mapping[str, str] = {
     "timeout": "4",
     "retries": "2",
     "log": "stderr",
+    "breaker_failures": "5",
+    "breaker_cooldown": "30",
+    "state_dir": "/run/synthflow-agi",
 }
 
 # Keys a dialplan may override for one call through SYNTHFLOW_<KEY>. The API
@@ -105,6 +108,10 @@ class Settings:
     timeout: float
     retries: int
     log: str
+    # The circuit breaker (docs/circuit-breaker.md): process-wide, never per call.
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    state_dir: str = "/run/synthflow-agi"
 
     def public_items(self) -> Tuple[Tuple[str, str], ...]:
         """Return (key, value) pairs safe to print: the token shows only as set or not."""
@@ -233,7 +240,27 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
         timeout=_number("timeout", merged["timeout"], float, 0.1, 60.0),
         retries=_number("retries", merged["retries"], int, 0, 10),
         log=_choice(merged, "log", LOG_TARGETS),
+        breaker_failures=_number("breaker_failures", merged["breaker_failures"], int, 0, 1000),
+        breaker_cooldown=_number("breaker_cooldown", merged["breaker_cooldown"], float, 0.1, 3600.0),
+        state_dir=_state_dir(merged["state_dir"]),
     )
+
+
+def _state_dir(value: str) -> str:
+    """Return the circuit breaker's state directory: an absolute path of printable characters.
+
+    >>> _state_dir(" /run/synthflow-agi/ ")
+    '/run/synthflow-agi'
+    >>> _state_dir("run/synthflow")
+    Traceback (most recent call last):
+    synthflow_agi._errors.ConfigError: state_dir 'run/synthflow' is not an absolute path
+    """
+    path = value.strip()
+    if any(not ch.isprintable() for ch in path) or len(path) > 1024:
+        raise ConfigError("state_dir holds control characters or is longer than 1024 characters")
+    if not path.startswith("/"):
+        raise ConfigError(f"state_dir {path[:60]!r} is not an absolute path")
+    return path.rstrip("/") or "/"
 
 
 def _dial_technology(merged: Mapping[str, str], transport: str) -> str:

@@ -37,6 +37,9 @@ def env(model, ini) -> Dict[str, str]:
     mode (dial) is asserted by its own tests with SYNTHFLOW_MODE removed.
     """
     return {"SYNTHFLOW_CONFIG": str(ini), "SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_MODE": "transfer",
+            # A state directory that does not exist keeps the classic AGI's circuit breaker
+            # off whatever this host has in /run; its own tests name a real one.
+            "SYNTHFLOW_STATE_DIR": str(ini.parent / "no-breaker-state"),
             "SYNTHFLOW_API_TOKEN": TOKEN, "SYNTHFLOW_MODEL_ID": "model-1",
             "SYNTHFLOW_WORKSPACE_ID": "ws-1", "SYNTHFLOW_AGENT_NUMBER": AGENT,
             "SYNTHFLOW_LOG": "stderr"}

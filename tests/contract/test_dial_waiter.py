@@ -74,7 +74,7 @@ def test_the_shell_turns_dialstatus_into_the_documented_status(model, env, dial_
     """DIALSTATUS decides the status in the shell exactly as in Python; odd text is never echoed."""
     r = call({**env, "SYNTHFLOW_MODE": "dial"}, dial_status=dial_status)
     assert (r.status, r.variables["SYNTHFLOW_ERROR"]) == (status, error)
-    assert [c.name for c in r.commands[-5:]] == ["GET VARIABLE", "SET VARIABLE", "SET VARIABLE", "SET VARIABLE", "VERBOSE"]
+    assert [c.name for c in r.commands[-5:]] == ["GET FULL", "SET VARIABLE", "SET VARIABLE", "SET VARIABLE", "VERBOSE"]
     assert r.variables["CDR(synthflow_status)"] == status
     (line,) = [x for x in r.stderr.splitlines() if "status=" in x]
     assert " status=%s mode=dial call_id=" % status in line

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from synthflow_agi._wire import AgiValueError
 from tests.contract._helpers import assert_no_token, call, posts
 from tests.support.agi_peer import AgiPeer
 
@@ -105,13 +106,17 @@ def test_api_url_with_a_trailing_slash(model, env):
     assert [p.path for p in posts(model)] == ["/v2/prepare_inbound"]
 
 
-@pytest.mark.parametrize("where", ["variable", "argument"])
-def test_bytes_that_are_not_utf8_do_not_crash(model, env, where):
-    """A channel value holding a Latin-1 byte (not UTF-8) is sent without a traceback."""
-    value = "caf\udce9"  # the peer writes this as the single byte 0xE9
-    if where == "variable":
-        r = call(env, args=["name"], variables={"name": value})
-    else:
-        r = call(env, args=["name=" + value])
+def test_an_argument_that_is_not_utf8_passes_with_a_replacement_character(model, env):
+    """An AGI argument holding a Latin-1 byte (not UTF-8) arrives once, so its byte becomes U+FFFD."""
+    r = call(env, args=["name=caf\udce9"])  # the peer writes this as the single byte 0xE9
     assert r.status == "SUCCESS"
-    assert posts(model)[0].body["custom_variables"]["name"].startswith("caf")
+    assert posts(model)[0].body["custom_variables"]["name"] == "caf\ufffd"
+
+
+def test_a_variable_that_is_not_utf8_is_refused_and_the_stream_stays_in_step(model, env):
+    """A channel variable holding a Latin-1 byte is refused by name, with no POST, and every later reply reads right."""
+    r = call(env, args=["name"], variables={"name": "caf\udce9"})
+    assert r.status == AgiValueError.status.value
+    assert r.variables["SYNTHFLOW_ERROR"] == "channel variable name is not UTF-8 text (4 bytes)"
+    assert posts(model) == []
+    assert r.execs == []

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from synthflow_agi._wire import AgiProtocolError
 from tests.contract._helpers import assert_no_handoff, call, posts
 
 CALL_ID = "3f2b1c9e-4d5a-4b6c-8e7f-0123456789cd"
@@ -18,24 +19,27 @@ def test_unanswered_channel_makes_no_api_call(model, env, state):
 
 
 def test_state_and_settings_are_read_in_one_round_trip(model, env):
-    """CHANNEL(state) and every per-call setting come back from one GET FULL VARIABLE."""
+    """CHANNEL(state) and every per-call setting come back from one GET FULL VARIABLE; every read is length-prefixed."""
     r = call(env, variables={"SYNTHFLOW_MODE": "dial", "customer_name": "Jane"}, args=["customer_name"])
     reads = [c for c in r.commands if c.name.startswith("GET")]
-    assert [c.words[:3] for c in reads] == [["GET", "FULL", "VARIABLE"]] * 2 + [["GET", "VARIABLE", "DIALSTATUS"]]
+    assert [c.words[:3] for c in reads] == [["GET", "FULL", "VARIABLE"]] * 3
     assert "${CHANNEL(state)}" in reads[0].words[3] and "${SYNTHFLOW_MODE}" in reads[0].words[3]
     assert reads[1].words[3] == "${LEN(${customer_name})}:${customer_name}"
+    assert reads[2].words[3] == "${LEN(${DIALSTATUS})}:${DIALSTATUS}"
     assert r.status == "SUCCESS"
 
 
-@pytest.mark.parametrize("reply", ["200 result=1 (2:Up5:di)", "200 result=1 (\ufffd)"])
-def test_a_batch_reply_that_does_not_add_up_falls_back_to_single_reads(model, env, reply):
-    """A batch reply cut short or not UTF-8 is not trusted: each variable is read on its own."""
+@pytest.mark.parametrize("reply,reason", [("200 result=1 (2:Up5:di)", "AGI reply stopped short for 2s"),
+                                          ("200 result=1 (\ufffd)", "the value reply does not add up (a length is wrong)")])
+def test_a_batch_reply_that_does_not_add_up_is_refused_and_the_stream_stays_in_step(model, env, reply, reason):
+    """A batch reply cut short or not length-prefixed is refused before the API, and later replies still read right."""
     model.script({"kind": "ok", "call_id": CALL_ID})
     r = call(env, variables={"SYNTHFLOW_MODE": "dial"}, force_replies=[("GET FULL VARIABLE", reply)])
-    assert r.status == "SUCCESS"
-    assert r.execs[0][0] == "Dial"  # the mode was read after all
-    singles = [c.words[2] for c in r.commands if c.words[:2] == ["GET", "VARIABLE"]]
-    assert singles[:3] == ["CHANNEL(linkedid)", "CHANNEL(state)", "SYNTHFLOW_MODEL_ID"]
+    assert r.status == AgiProtocolError.status.value
+    assert r.variables["SYNTHFLOW_ERROR"] == reason
+    assert posts(model) == []
+    assert_no_handoff(r)
+    assert r.seconds < 6.0, r.seconds  # a reply stopped short is given up after 2 s, not the peer's 15 s
 
 
 @pytest.mark.parametrize("where,value", [

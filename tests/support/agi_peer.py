@@ -185,6 +185,9 @@ class AgiPeer:
     means the caller hung up while the application ran (no TRANSFERSTATUS; DIALSTATUS CANCEL).
     ``force_replies``: ``[(matcher, reply line), ...]``, each used once, e.g. a 511 where
     the program would not otherwise get one.
+    ``hangup_after``: the channel hangs up right after answering the first command matched,
+    with no command in between: SIGHUP for classic AGI, a ``HANGUP`` line sent with that
+    reply over FastAGI (res_agi writes it as soon as it sees the hangup).
     """
 
     def __init__(self, args: Sequence[str] = (), variables: Optional[Dict[str, str]] = None,
@@ -194,7 +197,7 @@ class AgiPeer:
                  hangup_at: Matcher = None, hangup_sends_sighup: bool = False,
                  sighup_on: Trigger = None, minus_one_at: Matcher = None,
                  force_replies: Sequence[Tuple[Matcher, str]] = (),
-                 program: Optional[Sequence[str]] = None):
+                 program: Optional[Sequence[str]] = None, hangup_after: Matcher = None):
         self.args = list(args)
         self.agi_type = agi_type
         self.callerid = callerid
@@ -206,6 +209,8 @@ class AgiPeer:
         self.hangup_at, self.hangup_sends_sighup = hangup_at, hangup_sends_sighup
         self.sighup_on, self.minus_one_at = sighup_on, minus_one_at
         self.force_replies = list(force_replies)
+        self.hangup_after = hangup_after
+        self._hangup_due = False
         self.program = list(program) if program else [sys.executable, str(AGI_SCRIPT)]
         self.dead = False
         self._proc: Any = None
@@ -356,6 +361,8 @@ class AgiPeer:
                 reply = self.take_command(index, line, result)
                 index += 1
                 self._send(proc, result, reply + "\n")
+                if self.hangup_due():
+                    self._signal(result)
             try:
                 result.returncode = proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -388,7 +395,14 @@ class AgiPeer:
         cmd = Command(text, parse_args(text))
         cmd.reply = self.answer(index, cmd.words, result)
         result.commands.append(cmd)
+        if not self.dead and _matches(self.hangup_after, index, cmd.words):
+            self.dead = self._hangup_due = True
         return cmd.reply
+
+    def hangup_due(self) -> bool:
+        """Whether ``hangup_after`` fired on the command just answered (reported once)."""
+        due, self._hangup_due = self._hangup_due, False
+        return due
 
     def _send(self, proc: Any, result: AgiResult, text: str) -> None:
         for line in text.split("\n")[:-1]:

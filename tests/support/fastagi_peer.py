@@ -172,7 +172,12 @@ class FastAgiPeer(AgiPeer):
                 raw_in.append(line)
                 reply = self.take_command(index, line, result)
                 index += 1
-                self._write(reply + "\n", result)
+                if self.hangup_due():
+                    # One write, so the notice is already on the socket when the reply is read.
+                    self._write(reply + "\nHANGUP\n", result)
+                    result.sighup_sent = True
+                else:
+                    self._write(reply + "\n", result)
             result.returncode = 0 if not result.timed_out else None
         finally:
             sock, self._sock = self._sock, None
