@@ -32,9 +32,9 @@ DEFAULT_PORT = 4573
 # Each call thread needs little stack; capping it keeps hundreds of
 # concurrent calls within a small resident and virtual footprint.
 THREAD_STACK_BYTES = 512 * 1024
-# AGI lines are short and every command is flushed at once, so the default
-# buffers (8 KiB, and 128 KiB from Python 3.14) per direction and call are idle
-# address space; a longer line still passes through a small buffer.
+# Commands are short and each is flushed at once, so the default write buffer
+# (8 KiB, and 128 KiB from Python 3.14) per call is idle address space; a
+# longer line still passes through a small buffer. Reading uses AgiReader.
 AGI_BUFFER_BYTES = 1024
 # Asterisk writes the whole environment block as soon as it connects; a peer
 # still sending it after this long is not Asterisk, or not healthy.
