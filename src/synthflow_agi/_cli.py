@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     fastagi.add_argument("--grace", type=float, default=30.0, help="seconds SIGTERM waits for calls in flight")
     fastagi.add_argument("--summary-interval", type=float, default=300.0, help="seconds between summary log lines")
     fastagi.set_defaults(run=_fastagi)
+    from ._probe import add_parser as add_probe_refer_parser
+
+    add_probe_refer_parser(commands)
     return parser
 
 
