@@ -17,7 +17,11 @@ def probe_refer(call, trunk):
     started = time.monotonic()
     proc = call.asterisk.exec_([PROBE, "probe-refer", "--trunk", trunk, "--number", CUSTOMER,
                                 "--return-host", "127.0.0.1:%d" % ASTERISK_SIP_PORT, "--wait", "10"], check=False)
-    return proc.returncode, proc.stdout, time.monotonic() - started
+    seconds = time.monotonic() - started
+    evidence = call.lab.run_dir / call.test_name
+    evidence.mkdir(parents=True, exist_ok=True)
+    (evidence / "probe-refer.txt").write_text("exit %d after %.1f s\n%s" % (proc.returncode, seconds, proc.stdout))
+    return proc.returncode, proc.stdout, seconds
 
 
 def returned_invites(call):
