@@ -14,8 +14,6 @@ command polls.  Every wait is bounded; the verdict logic is pure (``judge``).
 from __future__ import annotations
 
 import re
-import secrets
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -64,6 +62,8 @@ class Observation:
 
 def new_token() -> str:
     """Twelve random digits: the probe's extension, astdb key and X-EI value."""
+    import secrets  # here, not at the top: `synthflow-agi agi` builds this parser on every call
+
     return "".join(str(secrets.randbelow(10)) for _ in range(12))
 
 
@@ -185,6 +185,8 @@ class AsteriskCli:
         self.timeout = timeout
 
     def __call__(self, command: str) -> str:
+        import subprocess
+
         try:
             proc = subprocess.run([self.binary, "-rx", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, universal_newlines=True, timeout=self.timeout)
@@ -210,15 +212,15 @@ def run_probe(cli: Callable[[str], str], trunk: str, number: str, return_host: s
     token = new_token()
     target = refer_to(return_user, return_host, token, transport)
     keys = ("answered", "refer", "return", "target")
-    cli('database put %s %s-target "%s"' % (FAMILY, token, target))
-    cli("database put %s pending %s" % (FAMILY, token))
-    say("calling %s through PJSIP/%s; once answered, REFER to %s" % (number, trunk, target))
-    cli("channel originate PJSIP/%s@%s extension %s@%s" % (number, trunk, token, PROBE_CONTEXT))
 
     def read(key: str) -> Optional[str]:
         return parse_db_get(cli("database get %s %s-%s" % (FAMILY, token, key)))
 
     try:
+        cli('database put %s %s-target "%s"' % (FAMILY, token, target))
+        cli("database put %s pending %s" % (FAMILY, token))
+        say("calling %s through PJSIP/%s; once answered, REFER to %s" % (number, trunk, target))
+        cli("channel originate PJSIP/%s@%s extension %s@%s" % (number, trunk, token, PROBE_CONTEXT))
         start = clock()
         seen = Observation(False)
         while not seen.answered and clock() - start < RING_SECONDS:
