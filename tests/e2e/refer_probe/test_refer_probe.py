@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-import lab_sip_log
 from lab_run import ASTERISK_SIP_PORT, CUSTOMER
 
 PJSUA2_PORT, SIPP_CARRIER_PORT = 15074, 15076  # docker/asterisk/pjsip-refer-recipients.conf
