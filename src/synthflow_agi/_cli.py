@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     fastagi.add_argument("--grace", default="30", help="seconds SIGTERM waits for calls in flight (> 0)")
     fastagi.add_argument("--summary-interval", default="300", help="seconds between summary log lines (> 0)")
     fastagi.set_defaults(run=_fastagi)
+    from ._probe import add_parser as add_probe_refer_parser
+
+    add_probe_refer_parser(commands)
     return parser
 
 

@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the lab_* modules
 
 import lab_sip_log  # noqa: E402
 from lab_build import CACHE  # noqa: E402
+from lab_carrier import Carrier  # noqa: E402
 from lab_peers import Sipp, start_lab  # noqa: E402
+from lab_pjsua import PjsuaPeer  # noqa: E402
 from lab_run import ASTERISK_SIP_PORT, CUSTOMER, CUSTOMER_UAC  # noqa: E402
 
 
@@ -115,6 +117,12 @@ class Call:
         self.peers.append(peer)
         return peer.start()
 
+    def pjsua(self, name, port):
+        """Start pjsua2 (a real SIP stack that follows REFER) on 127.0.0.1:port."""
+        peer = PjsuaPeer(self.lab.run_dir / self.test_name, name, port)
+        self.peers.append(peer)
+        return peer.start()
+
     def originate(self, context, variables, endpoint="customer", number=CUSTOMER, technology="PJSIP"):
         self.asterisk.originate("%s/%s@%s" % (technology, number, endpoint), context, variables)
 
@@ -139,6 +147,12 @@ class Call:
     def close(self):
         for peer in self.peers:
             peer.stop()
+
+
+@pytest.fixture
+def carrier(lab):
+    """A second Asterisk in the lab container that follows REFER as a carrier does."""
+    return Carrier(lab.asterisk).start()
 
 
 @pytest.fixture

@@ -166,13 +166,16 @@ def download_wheels(kind, pyver, reqs):
 
 # pip download evaluates environment markers on the host's Python, not --python-version's:
 # what pytest needs only below 3.11 (and exceptiongroup below 3.13) must be named.
+HOST_ONLY_TEST_EXTRAS = ("pjsua2-python",)
 OLD_PYTHON_TEST_EXTRAS = ["tomli>=1", "exceptiongroup>=1", "typing_extensions>=4.6"]
 
 
 def ensure_test_wheels(suite):
     """The test extra's wheels (pytest and its needs) for the image's Python."""
     pyver = IMAGE_PYTHON[suite]
-    reqs = requirements("options.extras_require", "test")
+    # The test extra's host-only E2E peers (pjsua2) never run inside an image.
+    reqs = [r for r in requirements("options.extras_require", "test")
+            if not r.startswith(HOST_ONLY_TEST_EXTRAS)]
     if tuple(map(int, pyver.split("."))) < (3, 11):
         reqs += OLD_PYTHON_TEST_EXTRAS
     return download_wheels("test", pyver, reqs)

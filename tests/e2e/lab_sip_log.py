@@ -88,3 +88,19 @@ def ladder(messages, names, width=17):
             note = "  " + (message.header("CSeq") or "")
         lines.append(line.rstrip() + note)
     return "\n".join(lines)
+
+
+SIPP_RECEIVED = re.compile(r"^\w+ message received \[\d+\] bytes :\n\n(.*?)(?=^-{20,}|\Z)", re.M | re.S)
+
+
+def sipp_received(trace_text):
+    """The messages a SIPp received, from its -trace_msg file, as SipMessage objects.
+
+    >>> trace = ("----------------------------------------------- 2026-01-01\\n"
+    ...          "UDP message received [40] bytes :\\n\\nINVITE sip:+1@h SIP/2.0\\nX-EI: S.abc;\\n\\n"
+    ...          "----------------------------------------------- 2026-01-01\\n"
+    ...          "UDP message sent (10 bytes):\\n\\nSIP/2.0 200 OK\\n\\n")
+    >>> [(m.first_line, m.header("X-EI")) for m in sipp_received(trace)]
+    [('INVITE sip:+1@h SIP/2.0', 'S.abc;')]
+    """
+    return [SipMessage("", "in", "", "", body.strip("\n")) for body in SIPP_RECEIVED.findall(trace_text)]
