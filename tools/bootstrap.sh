@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install everything `make test` needs on a fresh Debian/Ubuntu host, idempotently:
-# the E2E tools from apt (podman, runc, debootstrap, SIPp) and the project venv.
+# the E2E tools from apt (podman, runc, debootstrap, SIPp; haproxy for contrib/haproxy.cfg)
+# and the project venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(podman runc debootstrap sip-tester)
+APT_PACKAGES=(podman runc debootstrap sip-tester haproxy)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
