@@ -1,4 +1,4 @@
-"""Fixtures for the production image: built once per session under the lab lock, containers per test."""
+"""Fixtures for the production image: built (if its inputs changed) under the lab lock, containers per test."""
 import sys
 from pathlib import Path
 
@@ -6,17 +6,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # image_lab
 
-from image_lab import AGENT, PORT, TOKEN, Container, build_image  # noqa: E402
+from image_lab import AGENT, TOKEN, Container, build_image  # noqa: E402
 from lab_build import Engine, ensure_host_tools  # noqa: E402
 from lab_lock import LAB_LOCK  # noqa: E402
-from lab_run import port_in_use  # noqa: E402
 
 from tests.support.synthflow_model import SynthflowModel  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image(pytestconfig):
-    """(engine, image name), with the lab lock held until the session's last test of this folder."""
+    """(engine, image name), with the lab lock held until the module's last test."""
     capman = pytestconfig.pluginmanager.getplugin("capturemanager")
     LAB_LOCK.acquire()
     try:
@@ -41,7 +40,6 @@ def token_file(tmp_path):
     path = tmp_path / "synthflow-token"
     path.write_text(TOKEN + "\n")
     path.chmod(0o644)
-    tmp_path.chmod(0o755)
     return path
 
 
@@ -53,8 +51,6 @@ def start_server(image, model, token_file):
 
     def start(command=(), network="host"):
         """command: arguments after the image's ENTRYPOINT (empty: its CMD)."""
-        if network == "host" and port_in_use(PORT, "tcp"):
-            raise RuntimeError("127.0.0.1:%d/tcp is taken: another FastAGI server is running?" % PORT)
         env = {"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN_FILE": "/run/secrets/synthflow-token",
                "SYNTHFLOW_MODEL_ID": "model-1", "SYNTHFLOW_WORKSPACE_ID": "ws-1",
                "SYNTHFLOW_AGENT_NUMBER": AGENT}

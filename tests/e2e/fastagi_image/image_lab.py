@@ -2,7 +2,7 @@
 
 The image is built from the lab's debootstrapped sid base and host-built wheels (no
 registry is reachable from inside a build here), under the host-wide lab lock, which is
-also held while containers run: they listen on 127.0.0.1:4573, as the lab's server does.
+also held while its containers run, as it is for the lab's.
 """
 import os
 import shutil

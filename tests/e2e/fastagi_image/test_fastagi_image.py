@@ -4,6 +4,7 @@ Every container runs read-only with all capabilities dropped, as contrib/kuberne
 with its settings from SYNTHFLOW_* variables and the token from a mounted file.
 """
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -15,9 +16,15 @@ from tests.support.fastagi_peer import FastAgiPeer
 from image_lab import AGENT, IMAGE_UID, PORT, TOKEN
 
 CALL_ID = "5d2c1b0a-9e8f-4a7b-8c6d-0123456789ab"
-# The image's CMD, with the address narrowed to loopback: on the host network the default
-# 0.0.0.0 would listen on every interface of this machine.
-LOOPBACK_COMMAND = ["fastagi", "--listen", "127.0.0.1:%d" % PORT, "--grace", "30"]
+
+
+def loopback_command():
+    """The image's CMD on loopback and a free port: on the host network, 0.0.0.0:4573 would
+    listen on every interface of this machine, and a FastAGI lab may hold 4573."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return port, ["fastagi", "--listen", "127.0.0.1:%d" % port, "--grace", "30"]
 
 
 def server_uid(container):
@@ -55,8 +62,9 @@ def test_healthcheck_fails_when_nothing_listens_on_4573(start_server):
 def test_serves_a_fastagi_call_against_the_api_model(start_server, model):
     """A FastAGI call from the scripted peer gets SUCCESS and a Dial with X-EI, after one POST carrying the mounted token."""
     model.script({"kind": "ok", "call_id": CALL_ID})
-    container = start_server(LOOPBACK_COMMAND)
-    result = FastAgiPeer(PORT, variables={"SYNTHFLOW_MODE": "dial"}).run(timeout=15)
+    port, command = loopback_command()
+    container = start_server(command)
+    result = FastAgiPeer(port, variables={"SYNTHFLOW_MODE": "dial"}).run(timeout=15)
     assert result.status == "SUCCESS", (result, container.logs()[-2000:])
     assert result.variables["SYNTHFLOW_CALL_ID"] == CALL_ID
     assert ("_SYNTHFLOW_XEI", "S.%s;E.1700000000.42;" % CALL_ID) in result.sets
@@ -76,9 +84,10 @@ def test_stop_drains_the_call_in_flight_and_exits_0(start_server, model):
     """`podman stop` sends the image's STOPSIGNAL; a call in flight finishes with SUCCESS and the container exits 0."""
     api_delay = 2.0
     model.script({"kind": "delay", "seconds": api_delay, "then": {"kind": "ok", "call_id": CALL_ID}})
-    container = start_server(LOOPBACK_COMMAND)
+    port, command = loopback_command()
+    container = start_server(command)
     results = []
-    flight = threading.Thread(target=lambda: results.append(FastAgiPeer(PORT).run(timeout=20)), daemon=True)
+    flight = threading.Thread(target=lambda: results.append(FastAgiPeer(port).run(timeout=20)), daemon=True)
     flight.start()
     model.wait_for_request(10)
     started = time.monotonic()
