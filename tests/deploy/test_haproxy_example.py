@@ -97,7 +97,12 @@ def test_calls_go_to_the_server_with_fewer_calls_in_flight(balanced):
     flight = threading.Thread(target=lambda: slow.append(FastAgiPeer(port).run(timeout=15)), daemon=True)
     flight.start()
     model.wait_for_request(10)
-    quick = [FastAgiPeer(port, uniqueid="1700000001.%d" % i).run(timeout=15) for i in range(3)]
+    quick = []
+    for i in range(3):
+        quick.append(FastAgiPeer(port, uniqueid="1700000001.%d" % i).run(timeout=15))
+        # HAProxy counts a connection until it has seen both sides close; without this pause
+        # the next call could meet a tie (1 and 1) that leastconn breaks round-robin.
+        time.sleep(0.2)
     flight.join(15)
     assert [r.status for r in slow + quick] == ["SUCCESS"] * 4
     deadline = time.monotonic() + 5  # the slow call's log line follows its last AGI reply
@@ -107,12 +112,12 @@ def test_calls_go_to_the_server_with_fewer_calls_in_flight(balanced):
 
 
 def test_a_stopped_server_is_marked_down_and_calls_go_to_the_other(balanced):
-    """After one server stops, the TCP check marks it DOWN within a second and every call still succeeds."""
+    """After one server stops, the TCP check marks it DOWN within seconds and every call still succeeds."""
     model, servers, port, _, log = balanced
     assert servers[1].stop() == 0
     stopped = time.monotonic()
     while "agi2 is DOWN" not in log.read_text():
-        assert time.monotonic() - stopped < 2.0, log.read_text()
+        assert time.monotonic() - stopped < 3.0, log.read_text()  # fall 2 x inter 200ms: ~0.5 s
         time.sleep(0.05)
     results = [FastAgiPeer(port, uniqueid="1700000002.%d" % i).run(timeout=15) for i in range(3)]
     assert [r.status for r in results] == ["SUCCESS"] * 3
