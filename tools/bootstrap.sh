@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install everything `make test` needs on a fresh Debian/Ubuntu host, idempotently:
 # the E2E tools from apt (podman, runc, debootstrap, SIPp), systemd-analyze for the unit
-# file's checks (systemd >= 250 for `security --offline`), and the project venv.
+# file's checks (systemd >= 250 for `security --offline`), haproxy for contrib/haproxy.cfg,
+# and the project venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(podman runc debootstrap sip-tester systemd)
+APT_PACKAGES=(podman runc debootstrap sip-tester systemd haproxy)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
