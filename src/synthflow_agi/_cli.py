@@ -1,4 +1,4 @@
-"""The ``synthflow-agi`` command: agi, check, prepare.
+"""The ``synthflow-agi`` command: agi, check, prepare, fastagi, probe-refer.
 
 Every failure ends as one line on stderr and a non-zero exit, never a
 traceback: 1 when Synthflow failed, 2 for configuration or usage.

@@ -39,7 +39,7 @@ NO_RETURN = "no call came back"
 ADVICE = {
     KEEPS: "mode = transfer is safe for this trunk",
     DROPS: "mode = dial (transfer mode would report SUCCESS while the agent gets no X-EI)",
-    REFUSES: "mode = dial (or auto, which dials when the REFER is refused)",
+    REFUSES: "mode = dial (auto dials only after a REFER refused as a method: 405, 420, 489 or 501)",
     NO_ANSWER: "nothing yet: call a number that answers (--number) and run the probe again",
     NO_RETURN: "mode = dial until a probe says otherwise; check that --return-host reaches this PBX "
                "and that the trunk's inbound context sends '%s' to [%s]" % (PROBE_CONTEXT, RETURN_CONTEXT),
