@@ -62,10 +62,12 @@ EXPOSE 4573
 # give the container runtime a stop timeout longer than --grace (docker stop -t 40).
 STOPSIGNAL SIGTERM
 # A TCP connect that is closed at once: the server answers it without any API call.
-# When the server grows an HTTP /healthz (a metrics port), replace the CMD line with:
-#   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9102/healthz', timeout=2)"]
+# With the metrics extra installed and --metrics-listen 127.0.0.1:9573 (docs/metrics.md), check /healthz:
+#   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9573/healthz', timeout=2)"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import socket; socket.create_connection(('127.0.0.1', 4573), 2).close()"]
 ENTRYPOINT ["synthflow-agi"]
 # FastAGI has no authentication: publish 4573 only on a private network (docs/deploy.md).
-CMD ["fastagi", "--listen", "0.0.0.0:4573", "--grace", "30"]
+# Off loopback the server requires --allow; private ranges and loopback (the HEALTHCHECK)
+# by default. Narrow it to your PBXs, e.g. `fastagi --listen 0.0.0.0:4573 --allow 10.1.2.0/24`.
+CMD ["fastagi", "--listen", "0.0.0.0:4573", "--allow", "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7", "--grace", "30"]

@@ -15,6 +15,7 @@ requests and urllib3, so their subclasses and the exception table live here.
 
 from __future__ import annotations
 
+import contextvars
 import errno
 import http.client
 import json
@@ -24,7 +25,7 @@ import socket
 import ssl
 import sys
 import time
-from typing import Callable, Optional, Tuple, Type
+from typing import Callable, List, Optional, Tuple, Type
 from urllib.parse import urlsplit
 
 import requests
@@ -49,6 +50,42 @@ MIN_ATTEMPT_SECONDS = 0.05
 # A prepare_inbound answer is a few hundred bytes, plus the custom_variables it may
 # echo, each at most one AGI value (64 KiB); far more than that is not an answer.
 MAX_ANSWER_BYTES = 1024 * 1024
+# The attempts of the API call running in this context, when its client reports them:
+# each is an outcome word and the urllib3 response it came from (None for an error).
+_attempts: contextvars.ContextVar[Optional[List[Tuple[str, object]]]] = contextvars.ContextVar(
+    "synthflow_attempts", default=None)
+
+
+def attempt_outcome(response=None, error: Optional[BaseException] = None) -> str:
+    """Name one attempt's result in a bounded word: its status class, ``429``, ``timeout``, ``unreachable`` or ``error``.
+
+    >>> attempt_outcome(error=NewConnectionError(None, "refused")), attempt_outcome(error=ConnectTimeoutError())
+    ('unreachable', 'timeout')
+    """
+    if error is not None:
+        # urllib3 makes a refused or unresolvable connect a ConnectTimeoutError subclass.
+        if isinstance(error, NewConnectionError):
+            return "unreachable"
+        return "timeout" if isinstance(error, (urllib3.exceptions.TimeoutError, socket.timeout)) else "error"
+    status = getattr(response, "status", 0)
+    if status == 429:
+        return "429"
+    return f"{status // 100}xx" if isinstance(status, int) and 100 <= status < 600 else "error"
+
+
+def _record_attempt(response=None, error: Optional[BaseException] = None) -> None:
+    attempts = _attempts.get()
+    if attempts is None:
+        return
+    # A retryable status passes through Retry.increment and, once retries are spent, is
+    # also the answer returned: one attempt, counted once.
+    if response is not None and any(seen is response for _, seen in attempts):
+        return
+    outcome = attempt_outcome(response, error)
+    call = current()
+    if error is not None and call is not None and call.passed():
+        outcome = "timeout"  # the watchdog cut the socket: urllib3 sees a broken connection
+    attempts.append((outcome, response))
 
 
 class DeadlineTimeout(Timeout):
@@ -78,6 +115,9 @@ class DeadlineRetry(Retry):
     """
 
     def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        # urllib3 calls this for every attempt that failed or answered a retryable status,
+        # whether or not a retry follows: the one place that sees each failed attempt.
+        _record_attempt(response, error)
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         call = current()
         if call is None:
@@ -199,7 +239,10 @@ class _DeadlineAdapter(HTTPAdapter):
 class SynthflowClient:
     """One pooled HTTP session to prepare_inbound; thread-safe for concurrent calls."""
 
-    def __init__(self, api_url: str, api_token: str, retries: int = 2, pool_size: int = 1) -> None:
+    def __init__(self, api_url: str, api_token: str, retries: int = 2, pool_size: int = 1,
+                 on_attempt: Optional[Callable[[str], None]] = None) -> None:
+        """``on_attempt`` is told each HTTP attempt's outcome (``attempt_outcome``), retries included."""
+        self._on_attempt = on_attempt
         self._url = f"{api_url}/prepare_inbound"
         self._host = host_of(api_url)
         if "@" in urlsplit(api_url).netloc:
@@ -223,6 +266,18 @@ class SynthflowClient:
 
     def prepare(self, request: PrepareRequest, timeout: float) -> PreparedCall:
         """Register the call; raise an ``ApiError`` subclass when no usable answer came in time."""
+        if self._on_attempt is None:
+            return self._prepare(request, timeout)
+        attempts: List[Tuple[str, object]] = []
+        token = _attempts.set(attempts)
+        try:
+            return self._prepare(request, timeout)
+        finally:
+            _attempts.reset(token)
+            for outcome, _ in attempts:
+                self._on_attempt(outcome)
+
+    def _prepare(self, request: PrepareRequest, timeout: float) -> PreparedCall:
         with CallDeadline(timeout) as call:
             try:
                 status, content = self._post(request, call, timeout)
@@ -241,6 +296,7 @@ class SynthflowClient:
             timeout=DeadlineTimeout(call.deadline, connect_cap=max(timeout / 2, MIN_ATTEMPT_SECONDS)),
             **self._environment,
         )
+        _record_attempt(response.raw)  # the attempt that answered (unless already counted as retryable)
         with response:
             content = bytearray()
             for chunk in response.iter_content(16 * 1024):

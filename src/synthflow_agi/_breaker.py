@@ -311,6 +311,10 @@ class Breaker:
         self._store = store
         self._clock = clock
 
+    def circuit(self) -> Circuit:
+        """The state as stored now, for a reader such as a metrics scrape."""
+        return self._store.peek()
+
     def admit(self, policy: Policy) -> Ticket:
         """Let a call through, or raise ``ApiUnavailableError`` when the circuit is open."""
         if self._store.peek().opened_at is None:

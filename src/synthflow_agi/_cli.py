@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     fastagi.add_argument("--read-timeout", default="30", help="seconds to wait on a silent peer (> 0)")
     fastagi.add_argument("--grace", default="30", help="seconds SIGTERM waits for calls in flight (> 0)")
     fastagi.add_argument("--summary-interval", default="300", help="seconds between summary log lines (> 0)")
+    fastagi.add_argument("--allow", metavar="CIDR[,CIDR...]",
+                         help="peers that may connect (default: loopback, when listening on loopback; "
+                              "required otherwise); others are closed at once")
+    fastagi.add_argument("--metrics-listen", metavar="HOST:PORT",
+                         help="serve Prometheus /metrics and /healthz there (needs synthflow-agi[metrics])")
     fastagi.set_defaults(run=_fastagi)
     from ._probe import add_parser as add_probe_refer_parser
 
@@ -144,15 +149,21 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _fastagi(args: argparse.Namespace) -> int:
-    from ._fastagi import check_options, parse_listen, serve
+    from ._fastagi import METRICS_PORT, check_options, parse_listen, serve
     from ._logging import configure
+    from ._metrics import require_library
+    from ._peers import parse_allow
 
-    parse_listen(args.listen)
+    host, _ = parse_listen(args.listen)
     max_connections, read_timeout, grace, summary_interval = check_options(
         args.max_connections, args.read_timeout, args.grace, args.summary_interval)
+    allow = parse_allow(args.allow, host)
+    if args.metrics_listen is not None:
+        parse_listen(args.metrics_listen, "--metrics-listen", METRICS_PORT)
+        require_library()
     configure("stderr")
     try:
-        return serve(args.listen, max_connections, read_timeout, grace, summary_interval)
+        return serve(args.listen, max_connections, read_timeout, grace, summary_interval, allow, args.metrics_listen)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from exc
 

@@ -26,10 +26,12 @@ class ClientCache:
     ``memory`` for one long-lived process, ``file`` for processes that share a state file.
     """
 
-    def __init__(self, pool_size: int = 1, circuit: str = "") -> None:
+    def __init__(self, pool_size: int = 1, circuit: str = "",
+                 on_attempt: Optional[Callable[[str], None]] = None) -> None:
         if circuit not in CIRCUIT_STORES:
             raise ValueError(f"circuit must be one of {CIRCUIT_STORES}")
         self._pool_size = pool_size
+        self._on_attempt = on_attempt
         self._clients: Dict[Tuple[str, str, int], PrepareApi] = {}
         self._lock = threading.Lock()
         # Kept across close(): a FastAGI reload must not forget an outage in progress.
@@ -51,9 +53,16 @@ class ClientCache:
             if client is None:
                 from ._api import SynthflowClient
 
-                client = SynthflowClient(settings.api_url, settings.api_token, settings.retries, self._pool_size)
+                client = SynthflowClient(settings.api_url, settings.api_token, settings.retries, self._pool_size,
+                                         self._on_attempt)
                 self._clients[key] = client
             return client
+
+    def circuit_phase(self, settings: Settings) -> str:
+        """The phase of the breaker in front of ``settings``' API: ``closed``, ``half-open`` or ``open``."""
+        if self._circuits is None or settings.breaker_failures == 0:
+            return "closed"
+        return self._circuits.breaker_for(settings.api_url, settings.state_dir).circuit().phase
 
     def close(self) -> None:
         """Close every pooled connection."""

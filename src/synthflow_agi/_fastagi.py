@@ -15,7 +15,7 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Mapping, Optional, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 from ._agi import AgiChannel, AgiReader, EmptyConnection, wait_readable
 from ._call import CallInfo
@@ -23,7 +23,9 @@ from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
 from ._handoff import Edges, hand_off
 from ._logging import LOGGER, call_line, configure
-from ._settings import Base, load_base
+from ._metrics import DEFAULT_PORT as METRICS_PORT, MetricsHttpServer, NoMetrics, PrometheusMetrics
+from ._peers import LOOPBACK, AllowList, Network, RefusalLog
+from ._settings import Base, load_base, validate_base
 from ._text import describe_text
 from ._wire import AgiEnvironmentError
 
@@ -104,6 +106,7 @@ class Stats:
         self.rejected = 0
         self.failed = 0
         self.probes = 0
+        self.refused_peers = 0
 
     def begin(self) -> None:
         with self._lock:
@@ -126,7 +129,7 @@ class Stats:
             statuses = " ".join(f"{key.lower()}={value}" for key, value in sorted(self.by_status.items()))
             return (f"summary calls={sum(self.by_status.values())} {statuses} in_flight={self.in_flight} "
                     f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed} "
-                    f"probes={self.probes}").replace("  ", " ")
+                    f"probes={self.probes} refused_peers={self.refused_peers}").replace("  ", " ")
 
 
 class FastAgiServer(socketserver.ThreadingTCPServer):
@@ -137,20 +140,27 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
     block_on_close = False
 
     def __init__(self, address: Tuple[str, int], environ: Mapping[str, str], max_connections: int = 500,
-                 read_timeout: float = 30.0, summary_interval: float = 300.0) -> None:
+                 read_timeout: float = 30.0, summary_interval: float = 300.0,
+                 allow: Sequence[Network] = LOOPBACK, metrics: Optional[NoMetrics] = None) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.request_queue_size = min(max_connections, 1024)
         super().__init__(address, socketserver.BaseRequestHandler, bind_and_activate=True)
         self._environ = environ
         self.base: Base = load_base(environ)
+        self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
         self._read_timeout = read_timeout
-        self._clients = ClientCache(pool_size=max_connections, circuit="memory")
+        self._allow = AllowList(allow)
+        self._refusals = RefusalLog()
+        self.draining = False
+        self.metrics = metrics or NoMetrics()
+        self._clients = ClientCache(pool_size=max_connections, circuit="memory", on_attempt=self.metrics.attempt)
         self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic)
         self._summary_interval = summary_interval
         self._next_summary = time.monotonic() + summary_interval
         self._idle = threading.Condition()
         self.stats = Stats()
+        self.metrics.watch(self)
 
     def reload(self) -> None:
         """Re-read and validate the settings; anything unusable keeps the previous ones in force."""
@@ -166,11 +176,38 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self._clients.close()
         LOGGER.info("settings reloaded")
 
+    def health(self) -> Tuple[int, str]:
+        """The HTTP code and word of /healthz: 200 ``ok`` only with usable settings and while accepting."""
+        if self.draining:
+            return 503, "draining"
+        if not self.base.usable:
+            return 503, "configuration error"
+        return 200, "ok"
+
+    def circuit_phase(self) -> str:
+        """The circuit breaker's phase for the configured API (``closed`` while the settings are unusable)."""
+        base = self.base
+        return self._clients.circuit_phase(validate_base(base.raw)) if base.usable else "closed"
+
+    def verify_request(self, request, client_address) -> bool:
+        # Runs in the accepting thread, before a slot is taken or a byte is read.
+        peer = client_address[0]
+        if self._allow.allows(peer):
+            return True
+        self.stats.refused_peers += 1
+        self.metrics.refused("peer")
+        unlogged = self._refusals.note(peer, time.monotonic())
+        if unlogged is not None:
+            LOGGER.warning("refused a connection from %s: not in --allow%s; this address is logged at most once "
+                           "a minute", peer, f" ({unlogged} more since its last line)" if unlogged else "")
+        return False
+
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
             # Closing at once makes AGI() return at once with no SYNTHFLOW_STATUS,
             # so the dialplan falls back instead of the call waiting in a queue.
             self.stats.rejected += 1
+            self.metrics.refused("capacity")
             LOGGER.warning("at capacity, refused a connection from %s", client_address[0])
             self.shutdown_request(request)
             return
@@ -198,12 +235,15 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         try:
             channel = SocketChannel(sock, self._read_timeout, min(ENV_TIMEOUT, self._read_timeout))
         except EmptyConnection:
+            self.metrics.probe()
             return PROBE
         except AgiEnvironmentError as exc:
             LOGGER.warning("closed a connection whose AGI environment was refused: %s", exc.reason)
+            self.metrics.broken()
             return None
         except (OSError, ChannelHungUp) as exc:
             LOGGER.warning("no AGI environment from the peer: %s", exc)
+            self.metrics.broken()
             return None
         base = self.base
         script = channel.env.get("agi_network_script", "").strip("/")
@@ -212,8 +252,12 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         try:
             call = CallInfo.from_env(channel.env)
             outcome = hand_off(channel, call, base, self._edges)
+        except Exception:
+            self.metrics.crashed()
+            raise
         finally:
             channel.close()
+        self.metrics.handoff(outcome)
         LOGGER.info(call_line(call, outcome))
         return outcome.status.value
 
@@ -228,6 +272,7 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
 
     def stop_accepting(self) -> None:
         """Close the listening socket: from now on a new connection is refused at once."""
+        self.draining = True
         self.socket.close()
 
     def drain(self, grace: float) -> bool:
@@ -248,8 +293,8 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self._clients.close()
 
 
-def parse_listen(text: str) -> Tuple[str, int]:
-    """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573); port 0 picks a free one.
+def parse_listen(text: str, flag: str = "--listen", default_port: int = DEFAULT_PORT) -> Tuple[str, int]:
+    """Parse ``host:port``, ``[v6]:port`` or ``host`` (port 4573, or ``default_port``); port 0 picks a free one.
 
     >>> parse_listen('127.0.0.1:4573'), parse_listen('[::1]:4600'), parse_listen('localhost'), parse_listen(':4600')
     (('127.0.0.1', 4573), ('::1', 4600), ('localhost', 4573), ('127.0.0.1', 4600))
@@ -262,21 +307,21 @@ def parse_listen(text: str) -> Tuple[str, int]:
     ...
     synthflow_agi._errors.ConfigError: --listen '[::1' is not host:port, [v6]:port or host
     """
-    shown = text[:60]
+    shown = f"{flag} {text[:60]!r}"
     if text.startswith("["):
         host, closed, rest = text[1:].partition("]")
         if not closed or (rest and not rest.startswith(":")):
-            raise ConfigError(f"--listen {shown!r} is not host:port, [v6]:port or host")
+            raise ConfigError(f"{shown} is not host:port, [v6]:port or host")
         port = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, _, port = text.partition(":")
     else:
         host, port = text, None
     if not _LISTEN_HOST.match(host) or (port is not None and not port.isdigit()) or (port is not None and len(port) > 5):
-        raise ConfigError(f"--listen {shown!r} is not host:port, [v6]:port or host")
-    number = int(port) if port is not None else DEFAULT_PORT
+        raise ConfigError(f"{shown} is not host:port, [v6]:port or host")
+    number = int(port) if port is not None else default_port
     if number > 65535:
-        raise ConfigError(f"--listen {shown!r}: the port must be 0 to 65535")
+        raise ConfigError(f"{shown}: the port must be 0 to 65535")
     return host or "127.0.0.1", number
 
 
@@ -309,10 +354,22 @@ def check_options(max_connections: str, read_timeout: str, grace: str, summary_i
     return (int(text), seconds[0], seconds[1], seconds[2])
 
 
-def serve(listen: str, max_connections: int, read_timeout: float, grace: float, summary_interval: float) -> int:
+def serve(listen: str, max_connections: int, read_timeout: float, grace: float, summary_interval: float,
+          allow: Sequence[Network] = LOOPBACK, metrics_listen: Optional[str] = None) -> int:
     """Run the server until SIGTERM/SIGINT; SIGHUP reloads the settings."""
     threading.stack_size(THREAD_STACK_BYTES)
-    server = FastAgiServer(parse_listen(listen), os.environ, max_connections, read_timeout, summary_interval)
+    metrics = PrometheusMetrics() if metrics_listen is not None else None
+    server = FastAgiServer(parse_listen(listen), os.environ, max_connections, read_timeout, summary_interval,
+                           allow, metrics)
+    http = None
+    if metrics is not None and metrics_listen is not None:
+        try:
+            http = MetricsHttpServer(parse_listen(metrics_listen, "--metrics-listen", METRICS_PORT),
+                                     metrics.registry, server.health).start()
+        except OSError as exc:
+            server.close()
+            raise ConfigError(f"--metrics-listen: cannot listen on {metrics_listen[:60]}: "
+                              f"{exc.strerror or exc}") from exc
     configure(server.base.log, secrets=server.base.secrets)
     if not server.base.usable:
         LOGGER.error("starting with a configuration error; every call gets CONFIG_ERROR: %s", server.base.error)
@@ -329,12 +386,17 @@ def serve(listen: str, max_connections: int, read_timeout: float, grace: float, 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, lambda signum, frame: server.reload())
     host, port = server.server_address[:2]
+    if http is not None:
+        metrics_host, metrics_port = http.server_address[:2]
+        LOGGER.info("metrics on http://%s:%d/metrics and /healthz", metrics_host, metrics_port)
     LOGGER.info("FastAGI listening on agi://%s:%d/%s (max %d calls)", host, port, ROUTE, max_connections)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         drained = server.drain(grace)
         LOGGER.info("%s%s", server.stats.line(), "" if drained else f" (grace of {grace:g}s ran out)")
+        if http is not None:
+            http.stop()
         server.close()
         # Past this point the process is only exiting: a repeated SIGTERM (systemd, an
         # impatient operator) must not turn a clean drain into death by signal.

@@ -23,7 +23,7 @@ INNER_TIMEOUT = 900
 
 def inner_script(python):
     return (
-        "set -e; {py} -V; {py} -m pip install -q --no-index --find-links /wheels --disable-pip-version-check pytest; "
+        "set -e; {py} -V; {py} -m pip install -q --no-index --find-links /wheels --disable-pip-version-check pytest prometheus_client; "
         "cd /repo; exec {py} -m pytest -p no:cacheprovider -q -m 'not host' {suites}"
     ).format(py=python, suites=" ".join(INNER_SUITES))
 
