@@ -18,7 +18,7 @@ import pytest
 
 from tests.contract._helpers import assert_basics, assert_no_handoff, posts
 from tests.support.agi_peer import AgiPeer, AgiResult
-from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess
+from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess, serving
 
 TIMEOUT = 1.0
 # The deadline may be overrun by this much (watchdog wake-up, the process's reaction).
@@ -82,13 +82,8 @@ def step_seconds(model: Any, peer: _Timed) -> float:
 @pytest.fixture
 def server(env):
     """The FastAGI server with the contract settings (default timeout 4 s); stopped by PID after the test."""
-    proc = FastAgiServerProcess(env, ["--read-timeout", "5", "--grace", "10"]).start()
-    try:
+    with serving(env, ["--read-timeout", "5", "--grace", "10"]) as proc:
         yield proc
-    finally:
-        code = proc.stop()
-    assert code == 0, proc.log
-    assert "Traceback" not in proc.log, proc.log
 
 
 def run_classic(env: Dict[str, str], **channel: Any) -> Tuple[AgiResult, TimedAgiPeer]:

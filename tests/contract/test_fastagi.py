@@ -10,7 +10,7 @@ import pytest
 
 from tests.contract._helpers import AGENT, TOKEN, assert_basics, call, posts
 from tests.support.agi_peer import AgiResult
-from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess
+from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess, serving
 
 CALL_ID = "0b9c7d1e-2f3a-4b5c-9d8e-fedcba987654"
 CALL_LINE = re.compile(r"^.*status=\S+.*$", re.M)
@@ -19,15 +19,8 @@ CALL_LINE = re.compile(r"^.*status=\S+.*$", re.M)
 @pytest.fixture
 def server(env):
     """The FastAGI server with the contract tests' settings; stopped (and reaped) after the test."""
-    proc = FastAgiServerProcess(env, ["--read-timeout", "5", "--grace", "10"]).start()
-    try:
+    with serving(env, ["--read-timeout", "5", "--grace", "10"], secret=TOKEN) as proc:
         yield proc
-    finally:
-        code = proc.stop()
-    assert code == 0, proc.log
-    assert proc.stdout == b"", "the server wrote to stdout: %r" % proc.stdout[:200]
-    assert "Traceback" not in proc.log, proc.log
-    assert TOKEN not in proc.log
 
 
 def fast_call(server: FastAgiServerProcess, timeout: float = 15.0, **channel: object) -> AgiResult:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.contract._helpers import assert_basics, posts
-from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess
+from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess, serving
 
 CALL_ID = "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
 
@@ -36,13 +36,8 @@ def rss_kib(pid: int) -> int:
 @pytest.fixture
 def server(env):
     """A FastAGI server with a long read timeout, so only the environment deadline can close a slow peer."""
-    proc = FastAgiServerProcess(env, ["--read-timeout", "30", "--max-connections", "50"]).start()
-    try:
+    with serving(env, ["--read-timeout", "30", "--max-connections", "50"]) as proc:
         yield proc
-    finally:
-        code = proc.stop()
-    assert code == 0, proc.log
-    assert "Traceback" not in proc.log, proc.log
 
 
 def test_health_checks_are_probes_not_calls(model, server):

@@ -13,6 +13,7 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from tests.support.agi_peer import AgiPeer, AgiResult
 
@@ -109,6 +110,21 @@ class FastAgiServerProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serving(env: Dict[str, str], options: Sequence[str] = (), secret: str = "") -> Iterator[FastAgiServerProcess]:
+    """A started server for one test; afterwards it must have exited 0, written nothing to
+    stdout, logged no traceback and (when given) never the secret."""
+    proc = FastAgiServerProcess(env, options).start()
+    try:
+        yield proc
+    finally:
+        code = proc.stop()
+    assert code == 0, proc.log
+    assert proc.stdout == b"", "the server wrote to stdout: %r" % proc.stdout[:200]
+    assert "Traceback" not in proc.log, proc.log
+    assert not secret or secret not in proc.log
 
 
 class FastAgiPeer(AgiPeer):
