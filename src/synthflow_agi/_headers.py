@@ -79,7 +79,7 @@ def context_headers(keys: str, custom: Mapping[str, str]) -> Tuple[List[Header],
     Returns the headers and, for each key left out, why (described, never quoted).
 
     >>> context_headers('*', {'customer_name': 'Jane "JD" Doe', 'CALLERID(name)': 'x', 'note': 'a\\nb'})
-    ([Header(name='X-customer_name', value='Jane "JD" Doe')], ["CALLERID(name): not a header name (X-[A-Za-z0-9_-]+)", 'note: value cannot be carried in SIP (3 characters, with control characters)'])
+    ([Header(name='X-customer_name', value='Jane "JD" Doe')], ['CALLERID(name): not a header name (X-[A-Za-z0-9_-]+)', 'note: value cannot be carried in SIP (3 characters, with control characters)'])
     >>> context_headers('lead, missing', {'lead': 'L-7'})
     ([Header(name='X-lead', value='L-7')], ['missing: not a custom variable of this call'])
     """

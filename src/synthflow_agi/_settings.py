@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
-import ipaddress
 import os
 from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from . import _checks as checks
+from ._checks import DIAL_TECHNOLOGIES, MIN_TOKEN_LENGTH  # noqa: F401 - part of this module's interface
 from ._clusters import CLUSTERS, mismatch
 from ._errors import ConfigError
 from ._sip import TRANSPORTS, validate_host
@@ -67,13 +68,10 @@ PER_CALL_KEYS: Tuple[str, ...] = (
 
 MODES = ("transfer", "dial", "auto")
 API_FAILURE_ACTIONS = ("fallback", "direct")
-DIAL_TECHNOLOGIES = ("pjsip", "sip")
 LOG_TARGETS = ("stderr", "syslog", "both")
-MIN_TOKEN_LENGTH = 8
 # Bounds on what is read from disk: a config file and a token are small.
 MAX_CONFIG_BYTES = 256 * 1024
 MAX_TOKEN_BYTES = 4096
-_YES, _NO = ("yes", "true", "on", "1"), ("no", "false", "off", "0")
 _REQUIRED = ("api_token", "model_id", "workspace_id", "agent_number")
 _SAFE_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _SAFE_HANDLER = _SAFE_NAME | {"^", "+"}
@@ -205,11 +203,11 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
     missing = [key for key in _REQUIRED if not merged.get(key, "").strip()]
     if missing:
         raise ConfigError(f"missing required setting(s): {', '.join(missing)}")
-    transport = _choice(merged, "sip_transport", TRANSPORTS)
+    transport = checks.choice(merged, "sip_transport", TRANSPORTS)
     port_text = merged["sip_port"] or ("32682" if transport == "tls" else "32681")
-    cluster = _choice(merged, "cluster", tuple(CLUSTERS))
-    insecure = _flag(merged, "allow_insecure_http")
-    api_url = _api_url(merged["api_url"] or CLUSTERS[cluster].api_url, insecure)
+    cluster = checks.choice(merged, "cluster", tuple(CLUSTERS))
+    insecure = checks.flag(merged, "allow_insecure_http")
+    api_url = checks.api_url(merged["api_url"] or CLUSTERS[cluster].api_url, insecure)
     sip_host = validate_host(merged["sip_host"].strip() or CLUSTERS[cluster].sip_host)
     problem = mismatch(urlsplit(api_url).hostname or "", sip_host)
     if problem:
@@ -217,86 +215,33 @@ def resolve(raw: Mapping[str, str], per_call: Optional[Mapping[str, str]] = None
     return Settings(
         cluster=cluster,
         api_url=api_url,
-        api_token=_token(merged["api_token"]),
+        api_token=checks.token(merged["api_token"]),
         model_id=merged["model_id"].strip(),
         workspace_id=merged["workspace_id"].strip(),
         agent_number=merged["agent_number"].strip(),
         from_number=merged["from_number"].strip(),
         default_region=merged["default_region"].strip().upper(),
         sip_host=sip_host,
-        sip_port=_number("sip_port", port_text, int, 1, 65535),
+        sip_port=checks.number("sip_port", port_text, int, 1, 65535),
         sip_transport=transport,
-        mode=_choice(merged, "mode", MODES),
-        dial_technology=_dial_technology(merged, transport),
-        dial_endpoint=_safe("dial_endpoint", merged["dial_endpoint"], _SAFE_NAME),
-        dial_timeout=_number("dial_timeout", merged["dial_timeout"], int, 1, 3600),
-        predial_handler=_safe("predial_handler", merged["predial_handler"], _SAFE_HANDLER),
+        mode=checks.choice(merged, "mode", MODES),
+        dial_technology=checks.dial_technology(merged, transport),
+        dial_endpoint=checks.safe("dial_endpoint", merged["dial_endpoint"], _SAFE_NAME),
+        dial_timeout=checks.number("dial_timeout", merged["dial_timeout"], int, 1, 3600),
+        predial_handler=checks.safe("predial_handler", merged["predial_handler"], _SAFE_HANDLER),
         variables=tuple(name.strip() for name in merged["variables"].split(",") if name.strip()),
         external_id=merged["external_id"].strip(),
         diversion=merged["diversion"].strip(),
         headers=merged["headers"].strip(),
-        on_api_failure=_choice(merged, "on_api_failure", API_FAILURE_ACTIONS),
+        on_api_failure=checks.choice(merged, "on_api_failure", API_FAILURE_ACTIONS),
         allow_insecure_http=insecure,
-        timeout=_number("timeout", merged["timeout"], float, 0.1, 60.0),
-        retries=_number("retries", merged["retries"], int, 0, 10),
-        log=_choice(merged, "log", LOG_TARGETS),
-        breaker_failures=_number("breaker_failures", merged["breaker_failures"], int, 0, 1000),
-        breaker_cooldown=_number("breaker_cooldown", merged["breaker_cooldown"], float, 0.1, 3600.0),
-        state_dir=_state_dir(merged["state_dir"]),
+        timeout=checks.number("timeout", merged["timeout"], float, 0.1, 60.0),
+        retries=checks.number("retries", merged["retries"], int, 0, 10),
+        log=checks.choice(merged, "log", LOG_TARGETS),
+        breaker_failures=checks.number("breaker_failures", merged["breaker_failures"], int, 0, 1000),
+        breaker_cooldown=checks.number("breaker_cooldown", merged["breaker_cooldown"], float, 0.1, 3600.0),
+        state_dir=checks.state_dir(merged["state_dir"]),
     )
-
-
-def _state_dir(value: str) -> str:
-    """Return the circuit breaker's state directory: an absolute path of printable characters.
-
-    >>> _state_dir(" /run/synthflow-agi/ ")
-    '/run/synthflow-agi'
-    >>> _state_dir("run/synthflow")
-    Traceback (most recent call last):
-    synthflow_agi._errors.ConfigError: state_dir 'run/synthflow' is not an absolute path
-    """
-    path = value.strip()
-    if any(not ch.isprintable() for ch in path) or len(path) > 1024:
-        raise ConfigError("state_dir holds control characters or is longer than 1024 characters")
-    if not path.startswith("/"):
-        raise ConfigError(f"state_dir {path[:60]!r} is not an absolute path")
-    return path.rstrip("/") or "/"
-
-
-def _dial_technology(merged: Mapping[str, str], transport: str) -> str:
-    """Return pjsip or sip; chan_sip dials a bare host, so only over its UDP default.
-
-    >>> _dial_technology({"dial_technology": "SIP"}, "udp")
-    'sip'
-    >>> _dial_technology({"dial_technology": "sip"}, "tcp")
-    Traceback (most recent call last):
-    synthflow_agi._errors.ConfigError: dial_technology sip (chan_sip) dials sip_host over UDP only; use pjsip for tcp
-    """
-    technology = _choice(merged, "dial_technology", DIAL_TECHNOLOGIES)
-    if technology == "sip" and transport != "udp":
-        raise ConfigError(f"dial_technology sip (chan_sip) dials sip_host over UDP only; use pjsip for {transport}")
-    return technology
-
-
-def _token(value: str) -> str:
-    """Return the stripped token, or raise ConfigError when it cannot be a real one.
-
-    Beyond catching a half-pasted key: every log line is scrubbed of the token, and a
-    one- or two-character "token" would mangle ordinary words in those lines.
-
-    >>> _token("  sk-live-0123456789  ")
-    'sk-live-0123456789'
-    >>> _token("abc")
-    Traceback (most recent call last):
-    synthflow_agi._errors.ConfigError: api_token is too short to be a Synthflow API key (3 characters, at least 8)
-    """
-    token = value.strip()
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"api_token is too short to be a Synthflow API key "
-                          f"({len(token)} characters, at least {MIN_TOKEN_LENGTH})")
-    if any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise ConfigError("api_token holds spaces or control characters; it cannot go into an Authorization header")
-    return token
 
 
 def _read_ini(path: str, required: bool) -> Dict[str, str]:
@@ -315,7 +260,7 @@ def _read_ini(path: str, required: bool) -> Dict[str, str]:
             raise ConfigError(f"config file {path} (named by {CONFIG_PATH_VARIABLE}) does not exist") from None
         return {}
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        raise ConfigError(f"cannot read config file {path}: {_first_line(exc)}") from exc
+        raise ConfigError(f"cannot read config file {path}: {checks.first_line(exc)}") from exc
     if not parser.has_section(SECTION):
         raise ConfigError(f"config file {path} has no [{SECTION}] section")
     values = dict(parser.items(SECTION))
@@ -331,92 +276,10 @@ def _read_token_file(path: str) -> str:
             token = handle.read(MAX_TOKEN_BYTES + 1).strip()
     except (OSError, UnicodeDecodeError) as exc:
         # The exception text holds only the path, never the file's content.
-        raise ConfigError(f"cannot read api_token_file {path}: {_first_line(exc)}") from exc
+        raise ConfigError(f"cannot read api_token_file {path}: {checks.first_line(exc)}") from exc
     if not token:
         raise ConfigError(f"api_token_file {path} is empty")
     if len(token) > MAX_TOKEN_BYTES:
         raise ConfigError(f"api_token_file {path} holds more than {MAX_TOKEN_BYTES} bytes: not a token")
     return token
 
-
-def _api_url(value: str, allow_insecure: bool) -> str:
-    """Return the API base URL without a trailing slash, or raise ConfigError saying what is wrong.
-
-    The token goes in every request's Authorization header, so plain http is
-    refused unless the host is this machine, or the operator said otherwise.
-
-    >>> _api_url('https://api.us.synthflow.ai/v2/', False)
-    'https://api.us.synthflow.ai/v2'
-    >>> _api_url('http://[127.0.0.1/v2', False)
-    Traceback (most recent call last):
-    synthflow_agi._errors.ConfigError: api_url is not a valid URL: Invalid IPv6 URL
-    >>> _api_url('http://api.example.net/v2', False)
-    Traceback (most recent call last):
-    synthflow_agi._errors.ConfigError: api_url uses plain http to api.example.net, which would send the token in clear text; use https, or set allow_insecure_http = yes
-    """
-    url = value.strip().rstrip("/")
-    if any(ch.isspace() or not ch.isprintable() for ch in url):
-        raise ConfigError("api_url holds spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        host, _ = parts.hostname, parts.port
-    except ValueError as exc:
-        raise ConfigError(f"api_url is not a valid URL: {_first_line(exc)}") from None
-    if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"api_url must start with https:// (scheme {parts.scheme[:10]!r})")
-    if not host:
-        raise ConfigError("api_url has no host")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError("api_url must not carry a user name or password; the token is the credential")
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise ConfigError("api_url must not carry a query or fragment")
-    if parts.scheme == "http" and not allow_insecure and not _is_loopback(host):
-        raise ConfigError(f"api_url uses plain http to {host[:80]}, which would send the token in clear text; "
-                          "use https, or set allow_insecure_http = yes")
-    return url
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _flag(merged: Mapping[str, str], key: str) -> bool:
-    value = merged[key].strip().lower()
-    if value in _YES:
-        return True
-    if value in _NO:
-        return False
-    raise ConfigError(f"{key} {value[:20]!r} is not yes or no")
-
-
-def _choice(merged: Mapping[str, str], key: str, allowed: Tuple[str, ...]) -> str:
-    value = merged[key].strip().lower()
-    if value not in allowed:
-        raise ConfigError(f"{key} {value[:40]!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _number(key, text, kind, low, high):
-    try:
-        value = kind(text.strip())
-    except ValueError:
-        raise ConfigError(f"{key} {text[:40]!r} is not a number") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{key} {value} is outside {low}..{high}")
-    return value
-
-
-def _safe(key: str, value: str, allowed: frozenset) -> str:
-    text = value.strip()
-    if not text or not set(text) <= allowed:
-        raise ConfigError(f"{key} {text[:60]!r} holds characters a dialplan argument cannot carry")
-    return text
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]

@@ -2,16 +2,22 @@
 
 import doctest
 import importlib
+import pkgutil
 
 import pytest
 
-MODULES_WITH_EXAMPLES = ("_wire", "_sip", "_numbers", "_handoff", "_logging", "_settings")
+import synthflow_agi
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(synthflow_agi.__path__) if not m.name.startswith("__"))
+# Modules whose rules are shown by example; each must keep having some.
+MODULES_WITH_EXAMPLES = ("_api", "_breaker", "_checks", "_clusters", "_fastagi", "_handoff", "_headers", "_logging",
+                         "_numbers", "_peers", "_probe", "_refer", "_sip", "_text", "_wire")
 
 
-@pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)
+@pytest.mark.parametrize("name", MODULES)
 def test_module_examples_pass(name):
-    """Every doctest in the module passes, and the module really has some."""
+    """Every doctest in every module of the package passes; the modules that show rules by example have some."""
     module = importlib.import_module(f"synthflow_agi.{name}")
     result = doctest.testmod(module)
-    assert result.attempted > 0
     assert result.failed == 0
+    assert result.attempted > 0 or name not in MODULES_WITH_EXAMPLES
