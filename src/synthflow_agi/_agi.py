@@ -20,7 +20,7 @@ import io
 import os
 import secrets
 import select
-from typing import IO, Callable, Dict, Optional, Sequence
+from typing import IO, Callable, Dict, Sequence
 
 from asterisk import agi as pyst2
 

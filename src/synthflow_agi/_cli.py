@@ -149,7 +149,8 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _fastagi(args: argparse.Namespace) -> int:
-    from ._fastagi import METRICS_PORT, check_options, parse_listen, serve
+    from ._fastagi import METRICS_PORT, serve
+    from ._options import check_options, parse_listen
     from ._logging import configure
     from ._metrics import require_library
     from ._peers import parse_allow

@@ -15,7 +15,6 @@ from typing import Dict, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import _checks as checks
-from ._checks import DIAL_TECHNOLOGIES, MIN_TOKEN_LENGTH  # noqa: F401 - part of this module's interface
 from ._clusters import CLUSTERS, mismatch
 from ._errors import ConfigError
 from ._sip import TRANSPORTS, validate_host

@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from synthflow_agi._call import CallInfo, PreparedCall
-from synthflow_agi._errors import ApiTimeoutError, ChannelHungUp, ConfigError
+from synthflow_agi._errors import ApiTimeoutError, ChannelHungUp
 from synthflow_agi._handoff import Edges, hand_off
 from synthflow_agi._settings import Base
 from synthflow_agi._status import Status

@@ -5,7 +5,7 @@ import doctest
 
 import pytest
 
-from synthflow_agi import _fastagi, _wire
+from synthflow_agi import _options, _wire
 from synthflow_agi._errors import AgiInvalidCommandError, AgiUsageError, ChannelHungUp
 from synthflow_agi._wire import AgiEnvironmentError, AgiProtocolError, ReplyDecoder
 
@@ -92,7 +92,7 @@ def test_environment_blocks_out_of_bounds_or_shape_are_refused(lines, reason):
         _wire.parse_env_block(lines)
 
 
-def test_fastagi_module_examples_pass():
-    """The listen and flag parsing examples in the FastAGI module hold."""
-    result = doctest.testmod(_fastagi)
+def test_fastagi_option_examples_pass():
+    """The listen and flag parsing examples of the FastAGI server's options hold."""
+    result = doctest.testmod(_options)
     assert result.attempted > 0 and result.failed == 0
