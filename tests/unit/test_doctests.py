@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES_WITH_EXAMPLES = ("_wire", "_sip", "_numbers", "_handoff", "_logging", "_settings")
+MODULES_WITH_EXAMPLES = ("_wire", "_sip", "_numbers", "_handoff", "_logging", "_settings", "_agent_transfer")
 
 
 @pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)

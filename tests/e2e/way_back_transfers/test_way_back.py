@@ -21,10 +21,10 @@ def synthflow_peer(call, xml, port, ip, remote=None, calls=1, **kw):
     return peer.start()
 
 
-def hand_off(call, refer_to):
+def hand_off(call, refer_to, calls=2):
     """Originate a dial-mode hand-off to an agent that will REFER the caller to refer_to."""
     call.model.script({"kind": "ok", "call_id": CALL_ID})
-    agent = synthflow_peer(call, "agent_refers.xml", SYNTHFLOW, "127.0.0.1", calls=2,
+    agent = synthflow_peer(call, "agent_refers.xml", SYNTHFLOW, "127.0.0.1", calls=calls,
                            keys={"refer_to": refer_to})
     customer = call.sipp("customer", "customer_answers.xml", CUSTOMER_UAS)
     call.originate("e2e-way-back", {"CUSTOMER_NUMBER": "+12125550199"})
@@ -46,4 +46,39 @@ def test_a_warm_transfer_dials_back_to_synthflow_and_the_human_sees_the_summary(
     result = call.result()
     assert result["status"] == "SUCCESS", result
     log = call.log()
-    assert "SYNTHFLOW_WAYBACK warm to %s@127.0.0.1:32681" % WARM_ID in log, log[-4000:]
+    # the customer's channel went on in [from-synthflow], the program's verdict beside it
+    assert ("SYNTHFLOW_WAYBACK warm to %s@127.0.0.1:32681 agent_transfer=warm %s" % (WARM_ID, WARM_ID)
+            in log), log[-4000:]
+    assert "synthflow-agi: SUCCESS call_id=%s (agent transfer: warm %s)" % (CALL_ID, WARM_ID) in log
+    assert "Synthflow hand-off failed" not in log
+
+
+@pytest.mark.e2e
+def test_a_cold_transfer_takes_the_caller_to_the_human(call):
+    """Cold: the agent REFERs the caller to the human's number; the customer's channel reaches the queue's member."""
+    human = call.sipp("human", "human_hangs_up.xml", HUMANS)
+    agent, customer = hand_off(call, HUMAN_NUMBER, calls=1)
+    agent.assert_passed()
+    human.assert_passed()
+    customer.assert_passed()
+    assert call.result()["status"] == "SUCCESS"
+    log = call.log()
+    assert "synthflow-agi: SUCCESS call_id=%s (agent transfer: cold %s)" % (CALL_ID, HUMAN_NUMBER) in log
+    assert "Executing [%s@from-synthflow:2] Queue(\"PJSIP/customer-" % HUMAN_NUMBER in log
+    assert "SYNTHFLOW_HANDBACK" not in log  # the customer's channel: its headers are not Synthflow's
+    assert "Synthflow hand-off failed" not in log
+
+
+@pytest.mark.e2e
+def test_a_refer_from_the_customer_side_is_declined(call):
+    """A REFER to a 0875704225 URI from the customer's trunk (not the synthflow endpoint) gets 603 and moves nothing."""
+    call.model.script({"kind": "ok", "call_id": CALL_ID})
+    agent = call.sipp("agent", "agent_answers.xml", SYNTHFLOW)
+    customer = call.sipp("customer", "customer_refers.xml", CUSTOMER_UAS)
+    call.originate("e2e-way-back", {"CUSTOMER_NUMBER": "+12125550199"})
+    customer.assert_passed()
+    agent.assert_passed()
+    assert call.result()["status"] == "SUCCESS"
+    log = call.log()
+    assert "Endpoint customer transfer attempt blocked" in log
+    assert "@from-synthflow:" not in log and "agent transfer" not in log  # nothing ran there
