@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from synthflow_agi._agent_transfer import TARGET_CHARACTERS
-from tests.contract._helpers import call, sets_of
+from tests.contract._helpers import assert_basics, call, sets_of
+from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess
 
 WAITERS = {"sh": {}, "python": {"SYNTHFLOW_DIAL_WAITER": "python"}}
 BLIND = {"BLINDTRANSFER": "PJSIP/synthflow-00000001"}
@@ -74,3 +75,19 @@ def test_the_shell_waiter_speaks_the_same_lines_as_python(model, env, exten):
     shell, python = dial(env, "sh", variables), dial(env, "python", variables)
     assert [c.raw for c in shell.commands] == [c.raw for c in python.commands]
     assert sets_of(shell, "SYNTHFLOW_AGENT_TRANSFER") == sets_of(python, "SYNTHFLOW_AGENT_TRANSFER") != []
+
+
+def test_fastagi_reports_the_transfer_with_the_classic_lines(model, env):
+    """The FastAGI server reads and reports an agent's transfer with the classic AGI's very lines."""
+    model.script({"kind": "ok", "call_id": "0d1a1e55-7a17-4c5e-a11b-5e11d1a10003"},
+                 {"kind": "ok", "call_id": "0d1a1e55-7a17-4c5e-a11b-5e11d1a10003"})
+    variables = moved_to("0875704225f3a9c1e7", "0875704225f3a9c1e7", **BLIND)
+    classic = dial(env, "sh", variables)
+    server = FastAgiServerProcess(env, ["--read-timeout", "5", "--grace", "5"]).start()
+    try:
+        fast = FastAgiPeer(server.port, variables=variables).run(timeout=15)
+    finally:
+        assert server.stop() == 0, server.log
+    assert_basics(fast)
+    assert sets_of(fast, "SYNTHFLOW_AGENT_TRANSFER") == ["warm 0875704225f3a9c1e7"]
+    assert [c.raw for c in fast.commands] == [c.raw for c in classic.commands]
