@@ -17,6 +17,9 @@ class CallInfo:
     technology: str
     caller_number: str
     arguments: Tuple[str, ...]
+    # Where the AGI runs: after an agent's transfer the channel has moved elsewhere.
+    context: str = ""
+    extension: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "CallInfo":
@@ -26,6 +29,8 @@ class CallInfo:
             technology=env.get("agi_type", ""),
             caller_number=env.get("agi_callerid", ""),
             arguments=script_arguments(env),
+            context=env.get("agi_context", ""),
+            extension=env.get("agi_extension", ""),
         )
 
 
@@ -77,3 +82,5 @@ class Outcome:
     ids_published: bool = False
     # The API failed on Synthflow's side and the call went to the agent without S. (on_api_failure=direct).
     degraded: bool = False
+    # Dial mode: the agent REFERred the caller on ("warm 0875704225...", "cold +1...").
+    agent_transfer: str = ""

@@ -83,7 +83,8 @@ def _wait_in_shell(call: CallInfo, outcome, log_target: str, watch: SighupWatch)
         return  # the caller is gone: finish here, where the hangup is already known
     head, tail = call_line_parts(call, outcome)
     wait = _dialwait.DialWait(outcome.pending_dial, outcome.call_id, head, tail,
-                              _dialwait.started_ms(outcome.total_ms / 1000.0), log_target, outcome.error)
+                              _dialwait.started_ms(outcome.total_ms / 1000.0), log_target, outcome.error,
+                              call.context, call.extension)
     try:
         _dialwait.become_waiter(wait)
     except OSError as exc:
@@ -119,7 +120,7 @@ def main(argv: Optional[list] = None) -> int:
         outcome = hand_off(channel, call, base, edges)
         if outcome.pending_dial:
             _wait_in_shell(call, outcome, base.log, watch)
-            outcome = finish_dial(channel, outcome, edges)  # only if the shell could not start
+            outcome = finish_dial(channel, outcome, edges, call)  # only if the shell could not start
         LOGGER.info(call_line(call, outcome))
     except ChannelHungUp as exc:
         LOGGER.info("caller hung up before the hand-off began: %s", exc)

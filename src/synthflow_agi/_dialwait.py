@@ -24,6 +24,7 @@ import time
 from typing import Mapping
 
 from . import _wire
+from ._agent_transfer import AFTER_DIAL
 from ._logging import logfmt
 
 SHELL = "/bin/sh"
@@ -32,9 +33,15 @@ SHELL = "/bin/sh"
 # line's fields before and after its status, $5 the start time in ms since the
 # epoch, $6 the log target, $7 the SYNTHFLOW_ERROR for a SUCCESS (set when the
 # call went to the agent without a prepared call) quoted for AGI, $8 unquoted,
-# $9 as a logfmt value.  The shell's own error texts hold no quote or backslash.
+# $9 as a logfmt value, $10 the quoted GET FULL VARIABLE expression read after
+# Dial (DIALSTATUS, then what tells an agent's transfer: _agent_transfer.py),
+# $11 and $12 the context and extension the AGI ran in.  The shell's own error
+# texts hold no quote or backslash.
 SCRIPT = r"""
 trap '' HUP
+# Lengths are bytes (LEN is strlen), whatever the shell and the locale.
+LC_ALL=C
+export LC_ALL
 reply() {
   IFS= read -r line || exit 0
   line=${line%"$CR"}
@@ -44,18 +51,33 @@ printf 'EXEC Dial %s\n' "$1"
 reply
 hung_up=0
 case $line in "200 result=-1"*) hung_up=1 ;; "200 "*) ;; *) hung_up=1 ;; esac
-printf 'GET FULL VARIABLE "${LEN(${DIALSTATUS})}:${DIALSTATUS}"\n'
+printf 'GET FULL VARIABLE %s\n' "${10}"
 reply
-dialstatus=
+rest=
 case $line in
-  "200 result=1 ("*")") dialstatus=${line#"200 result=1 ("}; dialstatus=${dialstatus%")"} ;;
+  "200 result=1 ("*")") rest=${line#"200 result=1 ("}; rest=${rest%")"} ;;
 esac
-# The value comes length-prefixed, as the Python reader asks for it: "6:ANSWER".
-length=${dialstatus%%:*}
-dialstatus=${dialstatus#*:}
-case $length in ''|*[!0-9]*) dialstatus=UNREADABLE ;; *) [ "${#dialstatus}" = "$length" ] || dialstatus=UNREADABLE ;; esac
+# Each value comes length-prefixed, as the Python reader asks for it: "6:ANSWER...".
+take() {
+  value= n=${rest%%:*}
+  case $n in ''|*[!0-9]*) rest=; return 1 ;; esac
+  rest=${rest#*:}
+  value=$(printf "%.${n}s" "$rest")
+  [ "${#value}" = "$n" ] || { rest=; return 1; }
+  rest=${rest#"$value"}
+}
+if take; then dialstatus=$value; else dialstatus=UNREADABLE; fi
 case $dialstatus in *[!A-Z]*) dialstatus=UNREADABLE ;; esac
 [ ${#dialstatus} -le 20 ] || dialstatus=UNREADABLE
+agent_transfer=
+if take && blind=$value && take && context=$value && take && raw_length=$value && take && exten=$value &&
+   [ -n "$blind" ] && ! { [ "$context" = "${11}" ] && [ "$exten" = "${12}" ]; }; then
+  case $exten in 0875704225*) agent_transfer=warm ;; *) agent_transfer=cold ;; esac
+  case $exten in
+    ''|*[!0-9A-Za-z+*#._]*) ;;
+    *) [ "${#exten}" -gt 64 ] || [ "$raw_length" != "${#exten}" ] || agent_transfer="$agent_transfer $exten" ;;
+  esac
+fi
 if [ "$dialstatus" = ANSWER ]; then
   status=SUCCESS error=$8
 elif [ $hung_up = 1 ]; then
@@ -73,10 +95,15 @@ else
   printf 'SET VARIABLE "SYNTHFLOW_ERROR" "%s"\n' "$error"
 fi
 reply
+if [ "$status" = SUCCESS ] && [ -n "$agent_transfer" ]; then
+  printf 'SET VARIABLE "SYNTHFLOW_AGENT_TRANSFER" "%s"\n' "$agent_transfer"
+  reply
+fi
 printf 'SET VARIABLE "CDR(synthflow_status)" "%s"\n' "$status"
 reply
 summary="synthflow-agi: $status call_id=$2"
 [ -z "$error" ] || summary="$summary ($error)"
+[ "$status" != SUCCESS ] || [ -z "$agent_transfer" ] || summary="$summary (agent transfer: $agent_transfer)"
 printf 'VERBOSE "%s" 1\n' "$summary"
 reply
 now=$(date +%s%3N 2>/dev/null)
@@ -104,12 +131,15 @@ class DialWait:
     started_ms: int
     log_target: str
     success_error: str = ""
+    context: str = ""
+    extension: str = ""
 
     def argv(self) -> list:
         """The shell's argument vector; the Dial argument is quoted as the AGI wire needs."""
         return [SHELL, "-c", SCRIPT, "synthflow-agi-dial", _wire.quote(self.arguments), self.call_id,
                 self.log_head, self.log_tail, str(self.started_ms), self.log_target,
-                _wire.quote(self.success_error), self.success_error, logfmt(self.success_error)]
+                _wire.quote(self.success_error), self.success_error, logfmt(self.success_error),
+                '"%s"' % _wire.batch_expression(AFTER_DIAL), self.context, self.extension]
 
 
 def usable(environ: Mapping[str, str]) -> bool:

@@ -12,6 +12,7 @@ import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 from . import _headers, _sip
+from ._agent_transfer import AFTER_DIAL, agent_transfer
 from ._call import CallInfo, Outcome, PreparedCall, PrepareRequest
 from ._errors import ApiError, ChannelHungUp, ConfigError, HandoffError, NotAnsweredError, SynthflowAgiError
 from ._refer import transfer_failure
@@ -84,11 +85,11 @@ def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outc
     return outcome
 
 
-def finish_dial(channel: Channel, outcome: Outcome, edges: Edges) -> Outcome:
+def finish_dial(channel: Channel, outcome: Outcome, edges: Edges, call: Optional[CallInfo] = None) -> Outcome:
     """Run a Dial that ``hand_off`` left pending, in this process, and publish the outcome."""
     started = edges.clock() - outcome.total_ms / 1000.0
     try:
-        _run_dial(channel, outcome.pending_dial)
+        _run_dial(channel, outcome.pending_dial, call, outcome)
     except ChannelHungUp as exc:
         outcome.status, outcome.error = Status.HANGUP, str(exc)
     except SynthflowAgiError as exc:
@@ -106,7 +107,7 @@ def _run(channel: Channel, call: CallInfo, base: Base, edges: Edges, outcome: Ou
     xei = _register(channel, request, settings, edges, outcome) + context.xei
     _require_caller(channel, "before the hand-off")
     if settings.mode == "dial" or (settings.mode == "auto" and not _sip.can_transfer(call.technology)):
-        _dial(channel, settings, outcome, xei, context.headers, edges.delegate_dial)
+        _dial(channel, call, settings, outcome, xei, context.headers, edges.delegate_dial)
         return
     try:
         _transfer(channel, call, outcome, xei, context.headers)
@@ -114,7 +115,7 @@ def _run(channel: Channel, call: CallInfo, base: Base, edges: Edges, outcome: Ou
         if settings.mode != "auto" or not exc.refused:
             raise
         outcome.mode = "auto:dial"
-        _dial(channel, settings, outcome, xei, context.headers, edges.delegate_dial)
+        _dial(channel, call, settings, outcome, xei, context.headers, edges.delegate_dial)
 
 
 class _Context(NamedTuple):
@@ -206,7 +207,8 @@ def _transfer(channel: Channel, call: CallInfo, outcome: Outcome, xei: str, head
     raise failure
 
 
-def _dial(channel: Channel, settings: Settings, outcome: Outcome, xei: str, headers, delegate: bool) -> None:
+def _dial(channel: Channel, call: CallInfo, settings: Settings, outcome: Outcome, xei: str, headers,
+          delegate: bool) -> None:
     # The pre-dial handler runs on the new channel, so the values must be
     # inheritable: a plain variable arrives empty on the outgoing channel.
     for name, value in _headers.dial_variables(xei, headers):
@@ -220,13 +222,16 @@ def _dial(channel: Channel, settings: Settings, outcome: Outcome, xei: str, head
     if delegate:
         outcome.pending_dial = arguments
         return
-    _run_dial(channel, arguments)
+    _run_dial(channel, arguments, call, outcome)
 
 
-def _run_dial(channel: Channel, arguments: str) -> None:
+def _run_dial(channel: Channel, arguments: str, call: Optional[CallInfo], outcome: Outcome) -> None:
     hung_up = _run_blocking(channel, "Dial", arguments)
-    status = channel.get_variable("DIALSTATUS")
+    after = channel.get_variables(AFTER_DIAL)
+    status = after["DIALSTATUS"]
     if status == "ANSWER":
+        if call is not None:
+            outcome.agent_transfer = agent_transfer(after, call.context, call.extension)
         return
     if hung_up:
         raise ChannelHungUp(f"caller hung up during Dial (DIALSTATUS={status or 'unset'})")
@@ -291,6 +296,8 @@ def publish(channel: Channel, outcome: Outcome) -> None:
         values = values[0:1] + values[2:3]
     elif outcome.degraded:
         values += (("SYNTHFLOW_DEGRADED", "1"),)
+    if outcome.agent_transfer:
+        values += (("SYNTHFLOW_AGENT_TRANSFER", outcome.agent_transfer),)
     values += (("CDR(synthflow_status)", outcome.status.value),)
     try:
         _set_all(channel, values)
@@ -299,6 +306,8 @@ def publish(channel: Channel, outcome: Outcome) -> None:
             summary += f" call_id={outcome.call_id}"
         if outcome.error:
             summary += f" ({outcome.error})"
+        if outcome.agent_transfer:
+            summary += f" (agent transfer: {outcome.agent_transfer})"
         channel.verbose(summary, 1)
     except (ChannelHungUp, SynthflowAgiError):
         # The AGI link itself is gone; the log line still records the outcome.

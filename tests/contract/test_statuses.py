@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from synthflow_agi._wire import AgiProtocolError
+from synthflow_agi._agent_transfer import AFTER_DIAL
+from synthflow_agi._wire import AgiProtocolError, batch_expression
 from tests.contract._helpers import assert_no_handoff, call, posts
 
 CALL_ID = "3f2b1c9e-4d5a-4b6c-8e7f-0123456789cd"
@@ -25,7 +26,9 @@ def test_state_and_settings_are_read_in_one_round_trip(model, env):
     assert [c.words[:3] for c in reads] == [["GET", "FULL", "VARIABLE"]] * 3
     assert "${CHANNEL(state)}" in reads[0].words[3] and "${SYNTHFLOW_MODE}" in reads[0].words[3]
     assert reads[1].words[3] == "${LEN(${customer_name})}:${customer_name}"
-    assert reads[2].words[3] == "${LEN(${DIALSTATUS})}:${DIALSTATUS}"
+    # DIALSTATUS first, then what tells whether the agent transferred the caller away
+    assert reads[2].words[3] == batch_expression(AFTER_DIAL)
+    assert reads[2].words[3].startswith("${LEN(${DIALSTATUS})}:${DIALSTATUS}${LEN(${BLINDTRANSFER})}")
     assert r.status == "SUCCESS"
 
 

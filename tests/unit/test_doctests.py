@@ -10,7 +10,7 @@ import synthflow_agi
 
 MODULES = sorted(m.name for m in pkgutil.iter_modules(synthflow_agi.__path__) if not m.name.startswith("__"))
 # Modules whose rules are shown by example; each must keep having some.
-MODULES_WITH_EXAMPLES = ("_api", "_breaker", "_checks", "_clusters", "_handoff", "_headers", "_logging",
+MODULES_WITH_EXAMPLES = ("_agent_transfer", "_api", "_breaker", "_checks", "_clusters", "_handoff", "_headers", "_logging",
                          "_numbers", "_options", "_peers", "_probe", "_refer", "_sip", "_text", "_wire")
 
 
