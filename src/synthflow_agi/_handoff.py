@@ -63,20 +63,14 @@ def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outc
     """Run one hand-off and publish its outcome on the channel; never raises."""
     started = edges.clock()
     outcome = Outcome()
-    try:
+
+    def run() -> None:
         _run(channel, call, base, edges, outcome)
         outcome.status = Status.SUCCESS
         if not outcome.degraded:
             outcome.error = ""
-    except ChannelHungUp as exc:
-        outcome.status, outcome.error = Status.HANGUP, str(exc)
-    except SynthflowAgiError as exc:
-        outcome.status, outcome.error = exc.status, exc.reason
-    except Exception as exc:  # noqa: BLE001 - a bug must still leave the dialplan a status
-        _LOG.exception("internal error during the hand-off")
-        outcome.status, outcome.error = Status.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
-    # Redact before cutting: a cut could leave a prefix of the token that no longer matches.
-    outcome.error = printable(redact(outcome.error, base.secrets))[:MAX_ERROR_LENGTH]
+
+    _settle(run, outcome, base.secrets)
     outcome.total_ms = (edges.clock() - started) * 1000.0
     if outcome.status is Status.SUCCESS and outcome.pending_dial:
         return outcome
@@ -88,16 +82,26 @@ def hand_off(channel: Channel, call: CallInfo, base: Base, edges: Edges) -> Outc
 def finish_dial(channel: Channel, outcome: Outcome, edges: Edges, call: Optional[CallInfo] = None) -> Outcome:
     """Run a Dial that ``hand_off`` left pending, in this process, and publish the outcome."""
     started = edges.clock() - outcome.total_ms / 1000.0
-    try:
-        _run_dial(channel, outcome.pending_dial, call, outcome)
-    except ChannelHungUp as exc:
-        outcome.status, outcome.error = Status.HANGUP, str(exc)
-    except SynthflowAgiError as exc:
-        outcome.status, outcome.error = exc.status, exc.reason
+    _settle(lambda: _run_dial(channel, outcome.pending_dial, call, outcome), outcome, ())
     outcome.pending_dial = ""
     outcome.total_ms = (edges.clock() - started) * 1000.0
     publish(channel, outcome)
     return outcome
+
+
+def _settle(step: Callable[[], None], outcome: Outcome, secrets: Sequence[str]) -> None:
+    """Run a step of the hand-off; whatever ends it becomes the outcome's status and a clean error."""
+    try:
+        step()
+    except ChannelHungUp as exc:
+        outcome.status, outcome.error = Status.HANGUP, str(exc)
+    except SynthflowAgiError as exc:
+        outcome.status, outcome.error = exc.status, exc.reason
+    except Exception as exc:  # noqa: BLE001 - a bug must still leave the dialplan a status
+        _LOG.exception("internal error during the hand-off")
+        outcome.status, outcome.error = Status.INTERNAL_ERROR, f"internal error ({type(exc).__name__})"
+    # Redact before cutting: a cut could leave a prefix of the token that no longer matches.
+    outcome.error = printable(redact(outcome.error, secrets))[:MAX_ERROR_LENGTH]
 
 
 def _run(channel: Channel, call: CallInfo, base: Base, edges: Edges, outcome: Outcome) -> None:

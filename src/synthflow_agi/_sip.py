@@ -87,15 +87,6 @@ def validate_host(host: str) -> str:
     raise ConfigError(f"sip_host {host[:80]!r} is not a host name or address")
 
 
-def x_ei(call_id: str) -> str:
-    """Return the X-EI header value that names a Synthflow call.
-
-    >>> x_ei('ebe4bd96-dcb1-4abd-9aa5-686877dab061')
-    'S.ebe4bd96-dcb1-4abd-9aa5-686877dab061;'
-    """
-    return f"S.{validate_call_id(call_id)};"
-
-
 def agent_uri(number: str, host: str, port: int, transport: str) -> str:
     """Build the agent's SIP URI; the transport parameter only when not UDP.
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from synthflow_agi import _sip
+from synthflow_agi import _headers, _sip
 from synthflow_agi._errors import ApiError, ConfigError, HandoffError
 
 CALL_ID = "ebe4bd96-dcb1-4abd-9aa5-686877dab061"
@@ -84,4 +84,4 @@ def test_host_validation_rejects_uri_syntax(host):
 
 def test_x_ei_value_has_the_documented_grammar():
     """X-EI is S.<id>; exactly."""
-    assert _sip.x_ei(CALL_ID) == f"S.{CALL_ID};"
+    assert _headers.x_ei(CALL_ID) == f"S.{CALL_ID};"
