@@ -181,9 +181,12 @@ def ensure_test_wheels(suite):
     return download_wheels("test", pyver, reqs)
 
 
-def ensure_wheels(suite):
-    """Host-built wheels for the image's Python (docs/asterisk-notes.md#lab-images): dependencies + this project."""
-    dep_dir = download_wheels("deps", IMAGE_PYTHON[suite], requirements())
+def ensure_wheels(suite, extras=()):
+    """Host-built wheels for the image's Python (docs/asterisk-notes.md#lab-images): dependencies
+    (and those of the named extras of setup.cfg, e.g. metrics) + this project."""
+    dep_dirs = [download_wheels("deps", IMAGE_PYTHON[suite], requirements())]
+    for extra in extras:
+        dep_dirs.append(download_wheels(extra, IMAGE_PYTHON[suite], requirements("options.extras_require", extra)))
     src_key = tree_digest([REPO / n for n in PACKAGE_INPUTS if (REPO / n).exists()])
     own_dir = CACHE / ("wheel-own-%s" % src_key)
     if not own_dir.exists():
@@ -200,7 +203,7 @@ def ensure_wheels(suite):
         for old in CACHE.glob("wheel-own-*"):  # wheels of earlier sources: never reused
             if old != own_dir:
                 shutil.rmtree(str(old), ignore_errors=True)
-    return [dep_dir, own_dir]
+    return dep_dirs + [own_dir]
 
 
 def copy_inputs(names, dest):

@@ -49,11 +49,11 @@ def start_server(image, model, token_file):
     engine, name = image
     started = []
 
-    def start(command=(), network="host"):
-        """command: arguments after the image's ENTRYPOINT (empty: its CMD)."""
-        env = {"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN_FILE": "/run/secrets/synthflow-token",
-               "SYNTHFLOW_MODEL_ID": "model-1", "SYNTHFLOW_WORKSPACE_ID": "ws-1",
-               "SYNTHFLOW_AGENT_NUMBER": AGENT}
+    def start(command=(), network="host", env=None):
+        """command: arguments after the image's ENTRYPOINT (empty: its CMD); env: variables added or replaced."""
+        env = dict({"SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN_FILE": "/run/secrets/synthflow-token",
+                    "SYNTHFLOW_MODEL_ID": "model-1", "SYNTHFLOW_WORKSPACE_ID": "ws-1",
+                    "SYNTHFLOW_AGENT_NUMBER": AGENT}, **(env or {}))
         # What contrib/kubernetes asks of the pod: read-only root, no capabilities.
         options = ["--read-only", "--cap-drop=ALL", "-v", "%s:/run/secrets/synthflow-token:ro" % token_file]
         for key, value in sorted(env.items()):

@@ -18,7 +18,8 @@ IMAGE = "localhost/synthflow-agi-fastagi:e2e"
 DOCKERFILE = "docker/fastagi.Dockerfile"
 CONTEXT_FILES = ["setup.cfg", "setup.py", "README.md", DOCKERFILE]
 CONTEXT_DIRS = ["src", "agi-bin"]
-PORT = 4573  # the image's default --listen port, which its HEALTHCHECK probes
+PORT = 4573  # the image's default --listen port
+METRICS_PORT = 9573  # its default --metrics-listen port, whose /healthz its HEALTHCHECK asks
 OWNER_LABEL = "synthflow.e2e.owner"
 TOKEN = "sk-e2e-image-" + uuid.uuid4().hex[:16]
 AGENT = "+15557654321"
@@ -28,7 +29,7 @@ IMAGE_UID = "10001"
 def build_image(engine):
     """The production image from the lab's base and wheels; rebuilt only when an input changed."""
     base = ensure_base_image(engine, SUITE)
-    wheel_dirs = ensure_wheels(SUITE)
+    wheel_dirs = ensure_wheels(SUITE, extras=["metrics"])  # the image installs [metrics]
     inputs = [REPO / n for n in CONTEXT_FILES + CONTEXT_DIRS if (REPO / n).exists()]
     key = digest("fastagi-image-v1", SUITE, engine.cli, engine.image_label(base),
                  tree_digest(inputs + wheel_dirs))
