@@ -219,6 +219,10 @@ def _dial(channel: Channel, call: CallInfo, settings: Settings, outcome: Outcome
         channel.set_variable(name, value)
     arguments = _sip.dial_arguments(settings.dial_technology, settings.dial_endpoint, outcome.target,
                                     settings.dial_timeout, settings.predial_handler)
+    # Dial sets DIALSTATUS; an older value (from a Dial before this program) is cleared, so
+    # that the dialplan can trust "DIALSTATUS=ANSWER with SYNTHFLOW_TARGET set but no status":
+    # the agent answered, and this program ended during the call without a verdict.
+    channel.set_variable("DIALSTATUS", "")
     channel.set_variable("SYNTHFLOW_TARGET", outcome.target)
     if outcome.degraded:
         channel.set_variable("SYNTHFLOW_DEGRADED", "1")

@@ -14,6 +14,7 @@ FastAGI port: a few concurrent requests, each with a short socket timeout.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional, Tuple
@@ -180,7 +181,13 @@ class MetricsHttpServer(ThreadingHTTPServer):
             self._slots.release()
 
     def handle_error(self, request, client_address) -> None:
-        LOGGER.warning("metrics: failed to serve a request from %s", client_address[0], exc_info=True)
+        error = sys.exc_info()[1]
+        # A health checker that resets the connection once it has read the status line
+        # (HAProxy's httpchk does, to spare itself TIME_WAIT) is doing its job: not an error.
+        if isinstance(error, (ConnectionError, socket.timeout)):
+            return
+        LOGGER.warning("metrics: failed to serve a request from %s: %s", client_address[0],
+                       type(error).__name__ if error else "unknown error")
 
     def start(self) -> "MetricsHttpServer":
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.5},

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -303,3 +304,26 @@ def test_an_unreachable_api_reports_each_connect_attempt(model):
     finally:
         client.close()
     assert seen == ["unreachable"] * 3
+
+
+def reset_after_status_line(port: int, path: str) -> bytes:
+    """GET path the way HAProxy's httpchk does: read the status line, then close with a TCP RST."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode("ascii"))
+        first = client.recv(12)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return first
+
+
+def test_a_checker_that_resets_after_the_status_line_is_not_logged(model, env):
+    """Forty health checks that read '200' and reset the connection leave no log line, and the port still answers."""
+    server, port = start(env)
+    try:
+        for _ in range(20):
+            assert reset_after_status_line(port, "/healthz") == b"HTTP/1.0 200"
+            assert reset_after_status_line(port, "/metrics") == b"HTTP/1.0 200"
+        time.sleep(0.3)  # the handlers' failed writes happen after the client is gone
+        assert get(port, "/healthz")[::2] == (200, "ok\n")
+        assert "metrics:" not in server.log, server.log
+    finally:
+        stopped_cleanly(server)

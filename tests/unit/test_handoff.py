@@ -129,6 +129,22 @@ def test_dial_status_decides(dial, status):
     assert channel.execs == [("Dial", "PJSIP/synthflow/sip:+15551234567@sip.example:32681,30,b(synthflow-predial^s^1)")]
 
 
+class DialSnapshotChannel(MemoryChannel):
+    """Records what the dialplan would see if the program died while its Dial ran."""
+
+    def exec(self, application, arguments):
+        self.at_dial = {k: self.variables.get(k) for k in ("DIALSTATUS", "SYNTHFLOW_TARGET", "SYNTHFLOW_STATUS")}
+        return super().exec(application, arguments)
+
+
+def test_a_stale_dialstatus_is_cleared_before_the_agent_is_dialled():
+    """While the agent's Dial runs, DIALSTATUS is empty (not an earlier Dial's ANSWER) and SYNTHFLOW_TARGET is set."""
+    channel = DialSnapshotChannel({"SYNTHFLOW_MODE": "dial", "DIALSTATUS": "ANSWER"})
+    assert run(channel)[0].status is Status.SUCCESS
+    assert channel.at_dial == {"DIALSTATUS": "", "SYNTHFLOW_TARGET": "sip:+15551234567@sip.example:32681",
+                               "SYNTHFLOW_STATUS": None}
+
+
 def test_chan_sip_caller_dials_the_chan_sip_way_when_asked():
     """dial_technology=sip dials SIP/user@host:port and still sets the inheritable X-EI for the handler."""
     channel = MemoryChannel({"SYNTHFLOW_MODE": "dial", "SYNTHFLOW_DIAL_TECHNOLOGY": "sip"})
