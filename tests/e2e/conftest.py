@@ -69,6 +69,18 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("lab", ids, indirect=True, scope="session")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest has grouped the tests by lab
+def pytest_collection_modifyitems(items):
+    """Tests with a lab of their own (failover/) run before the first test of the shared labs.
+
+    The last shared lab lives until the session ends, holding Asterisk's ports and the lab lock.
+    """
+    own = [item for item in items if "failover" in getattr(item, "fixturenames", ())]
+    rest = [item for item in items if item not in own]
+    first = next((n for n, item in enumerate(rest) if "lab" in getattr(item, "fixturenames", ())), len(rest))
+    items[:] = rest[:first] + own + rest[first:]
+
+
 @pytest.fixture(scope="session")
 def lab(pytestconfig, request):
     name = request.param

@@ -72,6 +72,7 @@ class FailoverLab:
         if plan.api_delay:
             self.model.script(*[{"kind": "delay", "seconds": plan.api_delay}] * plan.calls)
         marks = [len(s.logs()) for s in self.servers]
+        dns_mark = len(self.daemons[0].text())
         budget = int(plan.calls / plan.rate + (plan.hold_ms / 1000.0) + plan.api_delay + 40)
         say("%s: %d calls at %g/s via %s, %s agi-a at %gs" % (label, plan.calls, plan.rate, plan.mechanism,
                                                              plan.fault or "no fault", plan.fault_at or 0))
@@ -106,7 +107,7 @@ class FailoverLab:
             result["victim_log_before_restart"] = logs[0][marks[0]:restart_mark]
         result["problems"] = [s.name for s, text in zip(self.servers, logs) if TRACEBACK in text or self.token in text]
         if plan.mechanism == "hagi":
-            result["srv_queries"] = self.daemons[0].text().count("query[SRV] _agi._tcp.fastagi.failover.test")
+            result["srv_queries"] = self.daemons[0].text()[dns_mark:].count("query[SRV] _agi._tcp.fastagi.failover.test")
         return result
 
     def _tally(self, plan, customer, agent, humans, events):
