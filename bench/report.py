@@ -3,6 +3,7 @@ import csv
 import json
 import statistics
 
+import failover
 import memory
 import stats
 
@@ -182,6 +183,8 @@ def write(out, results):
         write_csv(out, results)
     if "memory" in results:
         parts.append(memory.table(results["memory"]))
+    if "failover" in results:
+        parts.append(failover.table(results["failover"]))
     text = "\n\n".join(parts)
     (out / "table.txt").write_text(text + "\n")
     (out / "results.json").write_text(json.dumps({"results": results, "derived": derived}, indent=1, default=str))

@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent / "tests" / "e2e"))
 
+import failover  # noqa: E402
 import memory  # noqa: E402
 import sipp_runs  # noqa: E402
 import stats  # noqa: E402
@@ -185,7 +186,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="short runs (~4 minutes) for iteration")
     parser.add_argument("--out", help="output folder (default .cache/bench/<timestamp>)")
     parser.add_argument("--skip-load", action="store_true", help="latency only (development)")
-    parser.add_argument("--only", choices=["memory"], help="run only this phase (memory: ~8 minutes)")
+    parser.add_argument("--only", choices=["memory", "failover"],
+                        help="run only this phase (memory: ~8 minutes; failover: ~5 minutes)")
     parser.add_argument("--memory-sizes", help="concurrent bridged calls per memory run, comma-separated "
                         "(default %s; with --quick %d)" % (",".join(str(n) for n in memory.SIZES), memory.SIZES[0]))
     args = parser.parse_args(argv)
@@ -204,14 +206,16 @@ def main(argv=None):
     results = {"plan": cfg, "quick": args.quick}
     with LAB_LOCK:  # one lab per host; held for the whole run so no other run slips in between phases
         ctx["engine"], ctx["image"] = ensure_lab_image("sid")
-        if args.only != "memory":
+        if not args.only:
             results["instant"] = latency_phase("instant", BenchModel(ctx["token"]), ctx, cfg)
             wan = BenchModel(ctx["token"], rtt=WAN_RTT, tls=tls.server_context(ctx["ca_dir"]))
             results["wan"] = latency_phase("wan", wan, ctx, cfg)
             if not args.skip_load:
                 results["load"] = load_phase(ctx, cfg)
-        if args.only == "memory" or not args.skip_load:
+        if args.only == "memory" or (not args.only and not args.skip_load):
             results["memory"] = memory.memory_phase(ctx, sizes)
+        if args.only == "failover" or (not args.only and not args.skip_load):
+            results["failover"] = failover.failover_phase(ctx, quick=args.quick)
     results["elapsed_s"] = round(time.time() - started, 1)
     text = report.write(out, results)
     print(text)

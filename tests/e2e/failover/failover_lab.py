@@ -97,7 +97,7 @@ class FailoverLab:
             for peer in (customer, agent, humans):
                 peer.stop()
         result = self._tally(plan, customer, agent, humans, events)
-        result.update(label=label, customer_exit=customer_exit, started=started)
+        result.update(label=label, plan=plan._asdict(), customer_exit=customer_exit, started=started)
         logs = [s.logs() for s in self.servers]
         for server, text in zip(self.servers, logs):
             (folder / ("%s.log" % server.name)).write_text(text)
