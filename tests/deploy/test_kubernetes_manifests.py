@@ -5,6 +5,9 @@ this runs offline.  Strict mode also refuses fields the API does not know (a typ
 ``readOnlyRootFileSystem`` would otherwise be dropped silently by the API server).
 """
 import re
+import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
@@ -12,6 +15,7 @@ import pytest
 import yaml
 
 from synthflow_agi._settings import load_base
+from tests.support.fastagi_peer import FastAgiServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "contrib" / "kubernetes"
@@ -47,6 +51,45 @@ def option(args, name):
     return args[args.index(name) + 1]
 
 
+def listen_port(args, name):
+    return int(option(args, name).rsplit(":", 1)[1])
+
+
+def port_number(port):
+    """A probe's or Service's port, by number or by the container port's name."""
+    return port if isinstance(port, int) else {p["name"]: p["containerPort"] for p in container()["ports"]}[port]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port, path):
+    """(HTTP code, body) of GET http://127.0.0.1:port/path, as the kubelet's httpGet asks it."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open("http://127.0.0.1:%d%s" % (port, path), timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as answer:
+        return answer.code, answer.read().decode()
+
+
+def mounted_settings(tmp_path):
+    """The ConfigMap's synthflow.conf with the Secret's token where the pod would see it, relocated under tmp_path."""
+    mounts = {m["name"]: m["mountPath"] for m in container()["volumeMounts"]}
+    config_map, secret = one("ConfigMap"), one("Secret")
+    (conf_key,) = config_map["data"]
+    (token_key,) = secret["stringData"]
+    token_path = "%s/%s" % (mounts["token"], token_key)
+    token_file = tmp_path / token_key
+    token_file.write_text(secret["stringData"][token_key] + "\n")
+    conf = tmp_path / conf_key
+    conf.write_text(config_map["data"][conf_key].replace(token_path, str(token_file)))
+    return conf
+
+
 def mebibytes(quantity):
     number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()
     return int(number) * {"Mi": 1, "Gi": 1024}[unit]
@@ -78,9 +121,9 @@ def test_every_selector_picks_the_deployments_pods():
 
 def test_services_reach_the_port_the_server_listens_on():
     """Both Services send port 4573 to the container port named agi, which is the port of --listen."""
-    listen_port = int(option(container()["args"], "--listen").rsplit(":", 1)[1])
     ports = {p["name"]: p["containerPort"] for p in container()["ports"]}
-    assert ports == {"agi": listen_port}
+    assert ports == {"agi": listen_port(container()["args"], "--listen"),
+                     "metrics": listen_port(container()["args"], "--metrics-listen")}
     assert option(container()["args"], "--listen").startswith("0.0.0.0:")  # reachable from outside the pod
     for name in ("synthflow-fastagi", "synthflow-fastagi-srv"):
         (port,) = one("Service", name)["spec"]["ports"]
@@ -88,8 +131,42 @@ def test_services_reach_the_port_the_server_listens_on():
     assert one("Service", "synthflow-fastagi")["spec"]["type"] == "ClusterIP"
     # Headless: cluster DNS then publishes _agi._tcp.<service> SRV records, one per ready pod.
     assert one("Service", "synthflow-fastagi-srv")["spec"]["clusterIP"] == "None"
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert container()[probe]["tcpSocket"]["port"] == "agi"
+
+
+def test_probes_and_scrape_ask_the_port_the_metrics_server_listens_on():
+    """Readiness asks /healthz and liveness /metrics on --metrics-listen's port, which listens beyond the pod's loopback, as does the scrape annotation; the NetworkPolicy admits it."""
+    args = container()["args"]
+    metrics_port = listen_port(args, "--metrics-listen")
+    assert option(args, "--metrics-listen").startswith("0.0.0.0:")  # the kubelet asks the pod's IP
+    readiness, liveness = container()["readinessProbe"]["httpGet"], container()["livenessProbe"]["httpGet"]
+    assert (readiness["path"], port_number(readiness["port"])) == ("/healthz", metrics_port)
+    assert (liveness["path"], port_number(liveness["port"])) == ("/metrics", metrics_port)
+    annotations = one("Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(metrics_port), "/metrics")
+    admitted = sorted(port["port"] for rule in one("NetworkPolicy")["spec"]["ingress"] for port in rule["ports"])
+    assert admitted == sorted([listen_port(args, "--listen"), metrics_port])
+
+
+@pytest.mark.parametrize("mode, readiness_code", [("dial", 200), ("bogus", 503)])
+def test_the_server_answers_the_probes_as_intended(tmp_path, mode, readiness_code):
+    """The Deployment's args (on loopback) with the ConfigMap's settings: readiness answers 200, and 503 on a broken mode, while liveness stays 200, so a broken configuration takes the pod out of the Service without a restart loop."""
+    args = container()["args"]
+    assert args[0] == "fastagi"
+    options = []
+    for name, value in zip(args[1::2], args[2::2]):
+        if name == "--metrics-listen":
+            value = "127.0.0.1:%d" % free_port()
+        if name != "--listen":  # FastAgiServerProcess listens on a free loopback port
+            options += [name, value]
+    server = FastAgiServerProcess({"SYNTHFLOW_CONFIG": str(mounted_settings(tmp_path)), "SYNTHFLOW_MODE": mode},
+                                  options).start()
+    try:
+        port = int(option(options, "--metrics-listen").rsplit(":", 1)[1])
+        readiness, liveness = container()["readinessProbe"]["httpGet"], container()["livenessProbe"]["httpGet"]
+        assert get(port, readiness["path"])[0] == readiness_code, server.log
+        assert get(port, liveness["path"])[0] == 200, server.log
+    finally:
+        assert server.stop() == 0
 
 
 def test_termination_grace_outlasts_prestop_and_the_servers_grace():
@@ -136,12 +213,7 @@ def test_configmap_and_secret_give_the_server_usable_settings(tmp_path):
     token_path = "%s/%s" % (mounts["token"], token_key)
     text = config_map["data"][conf_key]
     assert re.search(r"^api_token_file = %s\s" % re.escape(token_path), text, re.M), text
-    # The same file with the token where the pod would see it, relocated under tmp_path.
-    token_file = tmp_path / token_key
-    token_file.write_text(secret["stringData"][token_key] + "\n")
-    conf = tmp_path / conf_key
-    conf.write_text(text.replace(token_path, str(token_file)))
-    base = load_base({"SYNTHFLOW_CONFIG": str(conf)})
+    base = load_base({"SYNTHFLOW_CONFIG": str(mounted_settings(tmp_path))})
     assert base.error == ""
     assert base.raw["api_token"].strip() == secret["stringData"][token_key]
     assert base.raw["mode"] == "dial"

@@ -179,3 +179,48 @@ def test_stop_drains_the_call_in_flight_with_healthz_draining_and_exits_0(start_
     logs = container.logs()
     assert re.search(r"summary calls=1 success=1 in_flight=0", logs), logs
     assert "grace of" not in logs and "Traceback" not in logs
+
+
+# Inside the container: a FastAGI call that sends its environment, prints the server's first
+# command, and leaves it unanswered (the call stays in flight) until a line on stdin hangs up.
+HELD_CALL = ("import socket, sys\n"
+             "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 2)\n"
+             "s.sendall(sys.argv[2].encode())\n"
+             "print('command:', s.makefile('rb').readline().decode().split(' ')[0], flush=True)\n"
+             "sys.stdin.readline()\n"
+             "s.close()")
+
+
+@pytest.mark.e2e
+def test_healthcheck_fails_while_the_server_drains(start_server):
+    """After SIGTERM, with a call in flight, the image's own HEALTHCHECK fails on /healthz's 503 draining; the call's hangup then ends the drain and the container exits 0."""
+    container = start_server(network="none")
+    held = subprocess.Popen([container.engine.cli, "exec", "-i", container.cid, "python", "-c", HELD_CALL,
+                             str(PORT), FastAgiPeer(PORT).env_block()],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            universal_newlines=True)
+    try:
+        first = held.stdout.readline().strip()
+        assert first.startswith("command: ") and first != "command: ", first
+        subprocess.run([container.engine.cli, "kill", "--signal", "TERM", container.cid], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.STDOUT, timeout=30, check=True)
+        container.wait_for_log("draining: refusing new connections", timeout=5)
+        assert get_inside(container, "/healthz") == "503 draining"
+        code, log = healthcheck(container)
+        assert code == 1, log
+        assert log.strip().splitlines()[-1] == "1 unhealthy: HTTP Error 503: Service Unavailable", log
+        assert container.inspect("{{.State.Running}}") == "true"  # still draining: the call holds it
+        held.stdin.write("hang up\n")
+        held.stdin.flush()
+        assert held.wait(15) == 0
+        deadline = time.monotonic() + 15
+        while container.inspect("{{.State.Running}}") == "true" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert container.inspect("{{.State.ExitCode}}") == "0", container.logs()[-2000:]
+        assert re.search(r"summary calls=1 ", container.logs()), container.logs()[-2000:]
+    finally:
+        if held.poll() is None:
+            held.kill()
+            held.wait(10)
+        held.stdin.close()
+        held.stdout.close()
