@@ -1,8 +1,9 @@
 """contrib/haproxy.cfg: HAProxy accepts it, and in front of two real FastAGI servers it balances and fails over.
 
-The lab copy changes only addresses (127.0.0.1, free ports) and the check interval
-(200 ms instead of 10 s, so a dead server is marked down within a second).
+The lab copy changes only addresses (127.0.0.1, free ports, each server's metrics port) and
+the check interval (200 ms instead of 2 s, so a server is marked down within a second).
 """
+import contextlib
 import re
 import shutil
 import socket
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "contrib" / "haproxy.cfg"
 TOKEN = "sk-test-haproxy-2b7e-SECRET"
 CALL_LINE = re.compile(r"status=SUCCESS")
+METRICS_AT = re.compile(r"metrics on http://127\.0\.0\.1:(\d+)/metrics")
 
 
 def haproxy():
@@ -34,29 +36,41 @@ def free_port():
         return s.getsockname()[1]
 
 
-def lab_config(frontend_port, server_ports):
-    """The shipped file with loopback addresses and a fast check interval."""
+def lab_config(frontend_port, servers):
+    """The shipped file with loopback addresses, each server's metrics port and a fast check interval."""
     text = SHIPPED.read_text()
     text, binds = re.subn(r"(?m)^(\s*bind )\S+$", r"\g<1>127.0.0.1:%d" % frontend_port, text)
-    text, servers = re.subn(r"(?m)^\s*server agi\d .*\n", "", text)
-    text, checks = re.subn(r"(?m)^(\s*default-server check) inter 10s ", r"\1 inter 200ms ", text)
-    assert (binds, servers, checks) == (1, 3, 1), (binds, servers, checks)
-    return text + "".join("    server agi%d 127.0.0.1:%d\n" % (i, port) for i, port in enumerate(server_ports, 1))
+    text, removed = re.subn(r"(?m)^\s*server agi\d .*\n", "", text)
+    text, checks = re.subn(r"(?m)^(\s*default-server check port 9573) inter 2s ", r"\1 inter 200ms ", text)
+    assert (binds, removed, checks) == (1, 3, 1), (binds, removed, checks)
+    return text + "".join("    server agi%d 127.0.0.1:%d port %d\n" % (i, port, metrics)
+                          for i, (port, metrics) in enumerate(servers, 1))
 
 
-@pytest.fixture
-def balanced(tmp_path):
-    """Two FastAGI servers behind HAProxy, one API model; everything stopped by its own handle."""
+def start_server(env):
+    """A FastAGI server with /healthz on an ephemeral port: (server, its metrics port)."""
+    server = FastAgiServerProcess(env, ["--metrics-listen", "127.0.0.1:0"]).start()
+    return server, int(server.wait_for_log(METRICS_AT).group(1))
+
+
+@contextlib.contextmanager
+def balance(tmp_path, second_broken=False):
+    """Two FastAGI servers behind HAProxy, one API model; everything stopped by its own handle.
+
+    second_broken: the second server runs on unusable settings (its FastAGI port accepts, /healthz says 503).
+    """
     ini = tmp_path / "synthflow.conf"
     ini.write_text("[general]\n")
     with SynthflowModel(token=TOKEN) as model:
         env = {"SYNTHFLOW_CONFIG": str(ini), "SYNTHFLOW_API_URL": model.base_url, "SYNTHFLOW_API_TOKEN": TOKEN,
                "SYNTHFLOW_MODEL_ID": "model-1", "SYNTHFLOW_WORKSPACE_ID": "ws-1",
                "SYNTHFLOW_AGENT_NUMBER": "+15557654321"}
-        servers = [FastAgiServerProcess(env).start(), FastAgiServerProcess(env).start()]
+        broken = dict(env, SYNTHFLOW_MODE="tranfser") if second_broken else env
+        started = [start_server(env), start_server(broken)]
+        servers = [server for server, _ in started]
         port = free_port()
         cfg = tmp_path / "haproxy.cfg"
-        cfg.write_text(lab_config(port, [s.port for s in servers]))
+        cfg.write_text(lab_config(port, [(server.port, metrics) for server, metrics in started]))
         log = open(str(tmp_path / "haproxy.log"), "w+")
         proxy = subprocess.Popen([haproxy(), "-db", "-f", str(cfg)], stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=subprocess.STDOUT)
@@ -76,6 +90,18 @@ def balanced(tmp_path):
             log.close()
             for server in servers:
                 server.stop()
+
+
+@pytest.fixture
+def balanced(tmp_path):
+    with balance(tmp_path) as parts:
+        yield parts
+
+
+@pytest.fixture
+def second_broken(tmp_path):
+    with balance(tmp_path, second_broken=True) as parts:
+        yield parts
 
 
 def successes(server):
@@ -112,7 +138,7 @@ def test_calls_go_to_the_server_with_fewer_calls_in_flight(balanced):
 
 
 def test_a_stopped_server_is_marked_down_and_calls_go_to_the_other(balanced):
-    """After one server stops, the TCP check marks it DOWN within seconds and every call still succeeds."""
+    """After one server stops, the /healthz check marks it DOWN within seconds and every call still succeeds."""
     model, servers, port, _, log = balanced
     assert servers[1].stop() == 0
     stopped = time.monotonic()
@@ -126,3 +152,21 @@ def test_a_stopped_server_is_marked_down_and_calls_go_to_the_other(balanced):
         time.sleep(0.05)
     assert successes(servers[0]) == 3, servers[0].log
     assert len([r for r in model.requests if r.path.endswith("/prepare_inbound")]) == 3
+
+
+def test_a_server_on_broken_settings_gets_no_calls(second_broken):
+    """A server whose settings are unusable still accepts FastAGI connections, yet /healthz marks it DOWN and every call goes to the other."""
+    model, servers, port, _, log = second_broken
+    socket.create_connection(("127.0.0.1", servers[1].port), 2).close()  # a TCP check would pass it
+    started = time.monotonic()
+    while "agi2 is DOWN" not in log.read_text():
+        assert time.monotonic() - started < 3.0, log.read_text()  # fall 2 x inter 200ms: ~0.5 s
+        time.sleep(0.05)
+    results = [FastAgiPeer(port, uniqueid="1700000003.%d" % i).run(timeout=15) for i in range(4)]
+    assert [r.status for r in results] == ["SUCCESS"] * 4
+    deadline = time.monotonic() + 5  # a call's log line follows its last AGI reply
+    while successes(servers[0]) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert successes(servers[0]) == 4, servers[0].log
+    assert "status=" not in servers[1].log, servers[1].log
+    assert len([r for r in model.requests if r.path.endswith("/prepare_inbound")]) == 4
