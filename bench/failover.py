@@ -51,22 +51,24 @@ def table(phase):
              "started again at %.0f s" % (load["calls"], load["rate"], load["api_delay"], load["hold_ms"] / 1000.0,
                                           load["fault_at"], load["restart_at"]),
              "",
-             "%-8s %-5s %5s %6s %6s %7s %9s %14s %9s %16s %10s %13s" % (
+             "%-8s %-5s %5s %6s %6s %7s %9s %14s %9s %16s %10s %18s" % (
                  "via", "fault", "calls", "agent", "humans", "neither", "in-flight", "new affected", "window s",
                  "hand-off p50 ms", "max after", "agi-a after")]
     for run in phase["runs"]:
         mechanism, fault = run["label"].split("-")
-        lines.append("%-8s %-5s %5d %6d %6d %7d %9s %14s %9s %16s %10s %13s" % (
+        lines.append("%-8s %-5s %5d %6d %6d %7d %9s %14s %9s %16s %10s %18s" % (
             mechanism, fault, run["plan"]["calls"],
             run["agent"], run["humans"], run["neither"],
             "-" if run.get("in_flight_at_fault") is None else "%.0f" % run["in_flight_at_fault"],
             "%s of %s" % (run.get("new_calls_affected", "-"), run.get("new_calls", "-")), run.get("affected_window_s", "-"),
             "%s / %s" % (_ms(run["handoff_ms_before"], "p50"), _ms(run.get("handoff_ms_after_fault_5s"), "p50")),
-            _ms(run.get("handoff_ms_after_fault_5s"), "max"), run.get("victim_calls_after_restart", "-")))
+            _ms(run.get("handoff_ms_after_fault_5s"), "max"),
+            "%s, first +%ss" % (run.get("victim_calls_after_restart", "-"), run.get("victim_first_call_s", "?"))))
     lines += ["in-flight: calls agi-a held when hit (its /metrics gauge); humans: calls that reached the fallback "
               "queue instead of the agent; neither: calls that reached no one (goal: 0).",
               "new affected: calls placed after the fault that did not reach the agent; window: from the fault to "
               "the last such call.  hand-off p50: ACK -> agent INVITE before the fault / in the 5 s after it "
               "(includes Asterisk's ~500 ms post-Answer media wait and the API's %.1f s)." % load["api_delay"],
-              "agi-a after: calls agi-a served after it was started again (kill) or after its drain (term)."]
+              "agi-a after: calls agi-a served after it was started again (kill) or after its drain (term), and "
+              "when the first of them reached Asterisk (to the second)."]
     return "\n".join(lines)

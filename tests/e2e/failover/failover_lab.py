@@ -4,6 +4,7 @@
 injects the plan's fault into server agi-a, and returns the counts as a dict.  The tests
 in this folder run short plans; bench/failover.py runs the long ones and prints the table.
 """
+import re
 import statistics
 import time
 from collections import namedtuple
@@ -19,6 +20,7 @@ E2E_DIR = Path(__file__).resolve().parent.parent
 QUIET = ("core set verbose 0", "agi set debug off", "pjsip set logger off")
 AGENT = "+14155550123"
 TRACEBACK = "Traceback (most recent call last)"
+UNIQUEID = re.compile(r"\buniqueid=(\d+)\.")
 
 # fault: "kill" (SIGKILL) or "term" (SIGTERM, a drain); fault_at and restart_at are seconds
 # after the first call; the victim is always the first server, agi-a.
@@ -103,7 +105,12 @@ class FailoverLab:
             (folder / ("%s.log" % server.name)).write_text(text)
         result["server_calls"] = {s.name: len(_statuses(text[mark:])) for s, text, mark in zip(self.servers, logs, marks)}
         if plan.fault:
-            result["victim_calls_after_restart"] = len(_statuses(logs[0][restart_mark:]))
+            after = _statuses(logs[0][restart_mark:])
+            result["victim_calls_after_restart"] = len(after)
+            # A call's uniqueid starts with the second its channel was made: when the first call
+            # after the restart reached Asterisk, to the second.
+            made = [int(m.group(1)) for m in map(UNIQUEID.search, after) if m]
+            result["victim_first_call_s"] = (min(made) - int(events["restarted_at"])) if made else None
             result["victim_log_before_restart"] = logs[0][marks[0]:restart_mark]
         result["problems"] = [s.name for s, text in zip(self.servers, logs) if TRACEBACK in text or self.token in text]
         if plan.mechanism == "hagi":
