@@ -20,7 +20,7 @@ import io
 import os
 import secrets
 import select
-from typing import IO, Callable, Dict, Sequence
+from typing import IO, Callable, Dict, Optional, Sequence, Tuple
 
 from asterisk import agi as pyst2
 
@@ -135,6 +135,11 @@ class AgiReader:
                 line.clear()
         return False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes already received and not yet consumed."""
+        return len(self._buffer)
+
     def hangup_pending(self) -> bool:
         """Whether a ``HANGUP`` line (or the end of the stream) waits, looked at without blocking.
 
@@ -193,6 +198,13 @@ class _Pyst2Codec(pyst2.AGI):
         reply = decoder.result()
         return {"result": (reply.result, decoder if values else reply.data)}
 
+    def exec_reply(self, application: str) -> str:
+        """The second half of ``appexec``: the reply to an EXEC sent earlier."""
+        res = self.get_result()["result"][0]
+        if res == "-2":
+            raise pyst2.AGIAppError(f"Unable to find application: {application}")
+        return res
+
     def read_values(self, names: Sequence[str]) -> Dict[str, str]:
         """Read the names with one ``GET FULL VARIABLE``, each value by its length."""
         self._values = len(names)
@@ -213,6 +225,7 @@ class AgiChannel:
         self._codec = _Pyst2Codec(reader, stdout)
         self._hangup_reason = ""
         self._broken = ""
+        self._sent_exec: Optional[Tuple[str, str]] = None
 
     def mark_hung_up(self, reason: str) -> None:
         """Record a hangup learnt outside the reply stream (SIGHUP)."""
@@ -243,10 +256,29 @@ class AgiChannel:
         self._call(self._codec.set_variable, name, value)
 
     def exec(self, application: str, arguments: str) -> int:
-        """Run a dialplan application; refuse to start one on a channel already hung up."""
+        """Run a dialplan application; refuse to start one on a channel already hung up.
+
+        After ``send_exec`` of the same application and arguments, only its reply is read:
+        the application has already started, whatever happened to the caller since.
+        """
+        if self._sent_exec == (application, arguments):
+            self._sent_exec = None
+            return int(self._call(self._codec.exec_reply, application))
         if self.hung_up:
             raise ChannelHungUp(self._hangup_reason or "caller hung up (HANGUP notice)", before_exec=True)
         return int(self._call(self._codec.appexec, application, arguments))
+
+    def send_exec(self, application: str, arguments: str) -> None:
+        """Send an EXEC without waiting for its reply; the next ``exec`` of it reads the reply."""
+        if self.hung_up:
+            raise ChannelHungUp(self._hangup_reason or "caller hung up (HANGUP notice)", before_exec=True)
+        self._call(self._codec.send_command, "EXEC", application, self._codec._quote(arguments))
+        self._sent_exec = (application, arguments)
+
+    @property
+    def reply_waiting(self) -> bool:
+        """Whether bytes of a reply have already been read into the buffer (no need to wait for the socket)."""
+        return bool(self._reader.buffered)
 
     def verbose(self, message: str, level: int = 1) -> None:
         """Write a line to the Asterisk console."""

@@ -1,8 +1,10 @@
 """FastAGI: a long-lived server that runs the same hand-off core for many calls at once.
 
 One thread per call keeps pyst2 (a blocking codec) and requests as they
-are; a slow API or a long Dial holds only its own thread. The HTTP pool is
-shared, so a warm keep-alive connection serves the next call.
+are; a slow API holds only its own thread. A call waiting inside Dial (the
+whole conversation, in dial mode) gives its thread up and is parked
+(``_parking``) until Asterisk answers. The HTTP pool is shared, so a warm
+keep-alive connection serves the next call.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from ._agi import AgiChannel, AgiReader, EmptyConnection, wait_readable
 from ._call import CallInfo
 from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
-from ._handoff import Edges, hand_off
+from ._handoff import Edges, finish_dial, hand_off
 from ._logging import LOGGER, call_line, configure
 from ._options import parse_listen
+from ._parking import DialParking
 from ._metrics import DEFAULT_PORT as METRICS_PORT, MetricsHttpServer, NoMetrics, PrometheusMetrics
 from ._peers import LOOPBACK, AllowList, Network, RefusalLog
 from ._settings import Base, load_base, validate_base
@@ -42,6 +45,8 @@ AGI_BUFFER_BYTES = 1024
 ENV_TIMEOUT = 5.0
 # A connection closed without a byte (a load balancer's health check) is no call.
 PROBE = "probe"
+# The call waits in Dial, parked: its thread has nothing more to report.
+PARKED = "parked"
 
 
 class SocketChannel(AgiChannel):
@@ -151,7 +156,9 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self.draining = False
         self.metrics = metrics or NoMetrics()
         self._clients = ClientCache(pool_size=max_connections, circuit="memory", on_attempt=self.metrics.attempt)
-        self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic)
+        self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic, delegate_dial=True)
+        self.parking = DialParking()
+        self._parked_sockets: "set[socket.socket]" = set()
         self._summary_interval = summary_interval
         self._next_summary = time.monotonic() + summary_interval
         self._idle = threading.Condition()
@@ -219,7 +226,12 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         try:
             status = self._serve_call(request)
         finally:
-            self._finished(status)
+            if status != PARKED:
+                self._finished(status)
+
+    def shutdown_request(self, request) -> None:
+        if request not in self._parked_sockets:  # a parked call's socket closes when it resumes
+            super().shutdown_request(request)
 
     def _finished(self, status: Optional[str]) -> None:
         self.stats.end(status)
@@ -245,17 +257,60 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         script = channel.env.get("agi_network_script", "").strip("/")
         if script != ROUTE:
             base = Base(base.raw, f"unknown FastAGI script ({describe_text(script)}); the route is agi://host:port/{ROUTE}")
+        parked = False
         try:
             call = CallInfo.from_env(channel.env)
             outcome = hand_off(channel, call, base, self._edges)
+            if outcome.pending_dial:
+                parked = self._park(sock, channel, call, outcome)
+                if parked:
+                    return PARKED
+                outcome = finish_dial(channel, outcome, self._edges, call)
         except Exception:
             self.metrics.crashed()
             raise
         finally:
-            channel.close()
+            if not parked:
+                channel.close()
+        return self._report(call, outcome)
+
+    def _report(self, call: CallInfo, outcome) -> str:
         self.metrics.handoff(outcome)
         LOGGER.info(call_line(call, outcome))
         return outcome.status.value
+
+    def _park(self, sock: socket.socket, channel: SocketChannel, call: CallInfo, outcome) -> bool:
+        """Send the prepared Dial and park the call until its reply; False: finish it in this thread."""
+        if channel.hung_up:
+            return False  # finish_dial reports the hangup and dials nothing
+        try:
+            channel.send_exec("Dial", outcome.pending_dial)
+        except ChannelHungUp:
+            return False  # finish_dial meets the same broken connection and says so
+        if channel.reply_waiting:
+            return False  # the reply is already here: read it now
+        self._parked_sockets.add(sock)
+        counts = self.metrics.hand_over()
+        self.parking.park(sock, lambda: self._resume(sock, channel, call, outcome, counts))
+        return True
+
+    def _resume(self, sock: socket.socket, channel: SocketChannel, call: CallInfo, outcome, counts: object) -> None:
+        """Finish a parked call once Asterisk has written to it: read the Dial's reply, publish, log."""
+        status = None
+        self.metrics.take_over(counts)
+        try:
+            try:
+                outcome = finish_dial(channel, outcome, self._edges, call)
+            finally:
+                channel.close()
+            status = self._report(call, outcome)
+        except Exception:  # noqa: BLE001 - the thread's last word; the call is counted as broken
+            self.metrics.crashed()
+            LOGGER.error("unexpected error finishing a call after its Dial", exc_info=True)
+        finally:
+            self._parked_sockets.discard(sock)
+            super().shutdown_request(sock)
+            self._finished(status)
 
     def handle_error(self, request, client_address) -> None:
         # socketserver would print the traceback raw to stderr, past the redaction.
@@ -284,8 +339,9 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         return self.stats.in_flight == 0
 
     def close(self) -> None:
-        """Release the listening socket and the HTTP pool."""
+        """Release the listening socket, the parking and the HTTP pool."""
         self.server_close()
+        self.parking.close()
         self._clients.close()
 
 

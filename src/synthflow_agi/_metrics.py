@@ -61,6 +61,13 @@ class NoMetrics:
     def crashed(self) -> None:
         """Count a call whose serving thread failed before a hand-off outcome existed."""
 
+    def hand_over(self) -> object:
+        """This thread's counts of its call, for the thread that will finish it (after a parked Dial)."""
+        return None
+
+    def take_over(self, counts: object) -> None:
+        """Go on counting, in this thread, the call whose counts ``hand_over`` gave."""
+
     def attempt(self, outcome: str) -> None:
         """Count one HTTP attempt at prepare_inbound (called in the call's own thread)."""
 
@@ -103,6 +110,8 @@ class PrometheusMetrics(NoMetrics):
         self._broken = Counter(prefix + "broken_connections", "Connections closed without a usable "
                                "AGI environment", registry=registry)
         self._in_flight = Gauge(prefix + "calls_in_flight", "Calls being served now", registry=registry)
+        self._in_dial = Gauge(prefix + "calls_in_dial", "Calls of calls_in_flight waiting inside Dial "
+                              "(parked: no thread of their own)", registry=registry)
         self._capacity = Gauge(prefix + "max_connections", "Calls served at once (--max-connections)",
                                registry=registry)
         self._circuit = Gauge(prefix + "circuit_state", "The circuit breaker for the configured API: "
@@ -117,6 +126,7 @@ class PrometheusMetrics(NoMetrics):
 
     def watch(self, server) -> None:
         self._in_flight.set_function(lambda: server.stats.in_flight)
+        self._in_dial.set_function(lambda: len(server.parking))
         self._capacity.set(server.max_connections)
         self._circuit.set_function(lambda: CIRCUIT_STATES.get(server.circuit_phase(), 0))
         self._accepting.set_function(lambda: 1 if server.health()[0] == 200 else 0)
@@ -139,6 +149,13 @@ class PrometheusMetrics(NoMetrics):
     def crashed(self) -> None:
         self._handoffs.labels(Status.INTERNAL_ERROR.value, "").inc()
         self._calls.attempts = 0
+
+    def hand_over(self) -> object:
+        attempts, self._calls.attempts = getattr(self._calls, "attempts", 0), 0
+        return attempts
+
+    def take_over(self, counts: object) -> None:
+        self._calls.attempts = counts if isinstance(counts, int) else 0
 
     def probe(self) -> None:
         self._probes.inc()
