@@ -29,7 +29,8 @@ import stats  # noqa: E402
 from api_model import BenchModel  # noqa: E402
 from benchlab import BenchLab  # noqa: E402
 from lab_build import say  # noqa: E402
-from sampler import find_in_namespace, proc_status  # noqa: E402
+from lab_run import FASTAGI_PORT  # noqa: E402
+from sampler import established, find_in_namespace, proc_status  # noqa: E402
 
 SIZES = (20, 50)
 # (label, dialplan variant, value of SYNTHFLOW_DIAL_WAITER or None)
@@ -128,11 +129,10 @@ def _agi_processes(asterisk_pid):
     return {"waiter": waiters, "python": pythons}
 
 
-def _held(variant, asterisk_pid, fastagi_pid, idle_threads):
+def _held(variant, asterisk_pid):
     """How many calls the program under test holds right now."""
     if variant == "fastagi":
-        status = proc_status(fastagi_pid)
-        return status["threads"] - idle_threads if status else 0
+        return established(FASTAGI_PORT)
     found = _agi_processes(asterisk_pid)
     return len(found["waiter"]) + len(found["python"])
 
@@ -193,7 +193,7 @@ def memory_run(ctx, label, variant, waiter, n):
         deadline = placed + ramp + SETTLE_MAX_S
         held = bridged = 0
         while time.time() < deadline:
-            held = _held(variant, asterisk_pid, fastagi_pid, idle["threads"])
+            held = _held(variant, asterisk_pid)
             if held >= n:
                 bridged = count_bridged(lab.asterisk.cli("bridge show all"))
                 if bridged >= n:

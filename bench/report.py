@@ -51,7 +51,7 @@ def analyse(results):
     }
     load = results.get("load") or {}
     conc = load.get("concurrency") or {}
-    in_flight = conc["peak_threads"] - 1 if conc.get("peak_threads") else None
+    in_flight = conc.get("peak_calls")
     targets["P4_rate"] = load.get("sustained_rate")
     targets["P4_concurrent"] = in_flight if conc.get("ok") else None
     rss = conc.get("rss_kb_at_peak")
@@ -159,7 +159,7 @@ def plot(out, results, derived):
         axes[1].set_ylabel("p99 ACK -> INVITE, ms (green: 0 lost)")
         axes[1].set_title("FastAGI under load")
         timeline = load["concurrency"]["timeline"]
-        axes[2].plot([t for t, _, _ in timeline], [n - 1 for _, n, _ in timeline], label="calls in FastAGI")
+        axes[2].plot([t for t, _, _ in timeline], [n for _, n, _ in timeline], label="calls in FastAGI")
         twin = axes[2].twinx()
         twin.plot([t for t, _, _ in timeline], [kb / 1024.0 for _, _, kb in timeline], color="#c44e52", label="RSS MB")
         twin.set_ylabel("FastAGI RSS, MB")

@@ -29,6 +29,7 @@ from api_model import BenchModel  # noqa: E402
 from benchlab import REFERENCE_IMPORTS, BenchLab  # noqa: E402
 from lab_build import ensure_lab_image, say  # noqa: E402
 from lab_lock import LAB_LOCK  # noqa: E402
+from lab_run import FASTAGI_PORT  # noqa: E402
 from sampler import Sampler, proc_status  # noqa: E402
 
 VARIANTS = ("floor", "curl", "agi", "fastagi")
@@ -107,7 +108,7 @@ def load_run(lab, model, ctx, label, rate, seconds, hold_ms=0, api_delay=0.0):
     pids = {"asterisk": ctx["asterisk_pid"], "fastagi": ctx["fastagi_pid"], "bench+model": ctx["bench_pid"],
             "sipp-customer": customer.proc.pid, "sipp-agent": agent.proc.pid}
     started = time.time()
-    with Sampler(pids, interval=0.25) as sampler:
+    with Sampler(pids, interval=0.25, port=FASTAGI_PORT) as sampler:
         customer_exit = customer.wait(budget + 10)
         agent_exit = agent.wait(20 + hold)
     rows = stats.join(stats.parse_acks(customer.text()), stats.parse_invites(agent.text()))
@@ -116,17 +117,18 @@ def load_run(lab, model, ctx, label, rate, seconds, hold_ms=0, api_delay=0.0):
     achieved = (len(acks) - 1) / (acks[-1][1] - acks[0][1]) if len(acks) > 1 and acks[-1][1] > acks[0][1] else None
     threads = sampler.series("fastagi", "threads")
     rss = sampler.series("fastagi", "rss_kb")
-    peak = max(threads, key=lambda item: item[1]) if threads else None
+    # Calls in FastAGI are its open connections: a call parked in Dial holds no thread.
+    peak = max(sampler.connections, key=lambda item: item[1]) if sampler.connections else None
     rss_at_peak = next((kb for t, kb in rss if peak and t == peak[0]), None)
     result = {"label": label, "rate": rate, "seconds": seconds, "hold_ms": hold_ms, "api_delay": api_delay,
               "customer_exit": customer_exit, "agent_exit": agent_exit, "sipp_customer": customer.counts(),
               "sipp_agent": agent.counts(), "achieved_rate": round(achieved, 2) if achieved else None,
               "latency": stats.summary([r[2] for r in rows if r[2] is not None]),
               "cpu": sampler.cpu_shares(started + 2, None), "outcome": outcome,
-              # The server's threads are its main thread plus one per call in flight.
-              "peak_threads": peak[1] if peak else None, "rss_kb_at_peak": rss_at_peak,
+              "peak_calls": peak[1] if peak else None, "peak_threads": max((n for _, n in threads), default=None),
+              "rss_kb_at_peak": rss_at_peak,
               "rss_kb_max": max((kb for _, kb in rss), default=None),
-              "timeline": [(round(t - started, 2), n, kb) for (t, n), (_, kb) in zip(threads, rss)]}
+              "timeline": [(round(t - started, 2), n, kb) for (t, n), (_, kb) in zip(sampler.connections, rss)]}
     result["ok"] = (outcome["lost"] == 0 and customer_exit == 0 and agent_exit == 0
                     and achieved is not None and achieved >= 0.95 * rate)
     say("  -> %s: handed off %d/%d, achieved %s calls/s, CPU %s" % (

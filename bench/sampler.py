@@ -25,6 +25,23 @@ def proc_status(pid):
     return {"rss_kb": number("VmRSS"), "hwm_kb": number("VmHWM"), "threads": number("Threads")}
 
 
+def established(port):
+    """TCP connections accepted on local ``port`` and still open (a FastAGI server's calls in flight).
+
+    A parked call (waiting inside Dial) holds no thread, so threads no longer count calls;
+    its connection does.  The lab runs on the host's network, so the host's tables list it.
+    """
+    hexport = ":%04X" % port
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        count += sum(1 for line in lines if line.split()[1].endswith(hexport) and line.split()[3] == "01")
+    return count
+
+
 def proc_cpu_seconds(pid):
     """User + system CPU seconds a process (all its threads) has used, or None."""
     try:
@@ -68,9 +85,11 @@ def find_in_namespace(anchor_pid, *words):
 class Sampler:
     """Samples named PIDs every ``interval`` seconds in a thread, until stop()."""
 
-    def __init__(self, pids, interval=0.25):
+    def __init__(self, pids, interval=0.25, port=None):
         self.pids = dict(pids)
         self.interval = interval
+        self.port = port  # also count the connections established on it (see established())
+        self.connections = []  # (t, count)
         self.samples = []  # (t, host (busy, total), {name: (cpu_s, status)})
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
@@ -86,7 +105,10 @@ class Sampler:
     def _run(self):
         while True:
             per = {name: (proc_cpu_seconds(pid), proc_status(pid)) for name, pid in self.pids.items()}
-            self.samples.append((time.time(), host_cpu(), per))
+            now = time.time()
+            self.samples.append((now, host_cpu(), per))
+            if self.port is not None:
+                self.connections.append((now, established(self.port)))
             if self._stop.wait(self.interval):
                 return
 
