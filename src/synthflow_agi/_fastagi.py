@@ -9,7 +9,6 @@ keep-alive connection serves the next call.
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 import socket
@@ -18,7 +17,7 @@ import threading
 import time
 from typing import Mapping, Optional, Sequence, Tuple
 
-from ._agi import AgiChannel, AgiReader, EmptyConnection, wait_readable
+from ._agi import EmptyConnection
 from ._call import CallInfo
 from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
@@ -28,7 +27,9 @@ from ._options import parse_listen
 from ._parking import DialParking
 from ._metrics import DEFAULT_PORT as METRICS_PORT, MetricsHttpServer, NoMetrics, PrometheusMetrics
 from ._peers import LOOPBACK, AllowList, Network, RefusalLog
+from ._server_stats import PROBE, Stats
 from ._settings import Base, load_base, validate_base
+from ._socket_channel import SocketChannel
 from ._text import describe_text
 from ._wire import AgiEnvironmentError
 
@@ -36,101 +37,11 @@ ROUTE = "synthflow"
 # Each call thread needs little stack; capping it keeps hundreds of
 # concurrent calls within a small resident and virtual footprint.
 THREAD_STACK_BYTES = 512 * 1024
-# Commands are short and each is flushed at once, so the default write buffer
-# (8 KiB, and 128 KiB from Python 3.14) per call is idle address space; a
-# longer line still passes through a small buffer. Reading uses AgiReader.
-AGI_BUFFER_BYTES = 1024
 # Asterisk writes the whole environment block as soon as it connects; a peer
 # still sending it after this long is not Asterisk, or not healthy.
 ENV_TIMEOUT = 5.0
-# A connection closed without a byte (a load balancer's health check) is no call.
-PROBE = "probe"
 # The call waits in Dial, parked: its thread has nothing more to report.
 PARKED = "parked"
-
-
-class SocketChannel(AgiChannel):
-    """An AgiChannel on a socket: silent peers time out, except while Transfer/Dial run.
-
-    The environment block has one deadline for the whole block, so a peer
-    that trickles a byte at a time cannot hold a slot for long.
-    """
-
-    def __init__(self, sock: socket.socket, read_timeout: float, env_timeout: Optional[float] = None) -> None:
-        self._socket = sock
-        self._read_timeout = read_timeout
-        self._env_deadline: Optional[float] = time.monotonic() + (env_timeout or read_timeout)
-        sock.settimeout(read_timeout)
-        reader = AgiReader(self._receive, lambda seconds: wait_readable(sock, seconds))
-        self._writer = sock.makefile("w", AGI_BUFFER_BYTES, encoding="utf-8", errors="replace", newline="\n")
-        try:
-            super().__init__(reader, self._writer)
-        except BaseException:
-            self.close()
-            raise
-        self._env_deadline = None
-        sock.settimeout(read_timeout)
-
-    def _receive(self, size: int) -> bytes:
-        if self._env_deadline is not None:
-            left = self._env_deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("no complete AGI environment in time")
-            self._socket.settimeout(min(left, self._read_timeout))
-        return self._socket.recv(size)
-
-    def close(self) -> None:
-        """Release the writer on the socket (the server closes the socket itself)."""
-        try:
-            self._writer.close()
-        except OSError:
-            pass
-
-    def exec(self, application: str, arguments: str) -> int:
-        # Dial returns only when the bridged conversation ends, and Transfer
-        # when the REFER settles; neither is a silent peer.
-        self._socket.settimeout(None)
-        try:
-            return super().exec(application, arguments)
-        finally:
-            self._socket.settimeout(self._read_timeout)
-
-
-class Stats:
-    """Counts for the periodic and on-exit summary lines."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.by_status: "collections.Counter[str]" = collections.Counter()
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self.rejected = 0
-        self.failed = 0
-        self.probes = 0
-        self.refused_peers = 0
-
-    def begin(self) -> None:
-        with self._lock:
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-
-    def end(self, status: Optional[str]) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            if status == PROBE:
-                self.probes += 1
-            elif status is None:
-                self.failed += 1
-            else:
-                self.by_status[status] += 1
-
-    def line(self) -> str:
-        """Format the summary as one logfmt line."""
-        with self._lock:
-            statuses = " ".join(f"{key.lower()}={value}" for key, value in sorted(self.by_status.items()))
-            return (f"summary calls={sum(self.by_status.values())} {statuses} in_flight={self.in_flight} "
-                    f"peak_in_flight={self.peak_in_flight} rejected={self.rejected} broken_connections={self.failed} "
-                    f"probes={self.probes} refused_peers={self.refused_peers}").replace("  ", " ")
 
 
 class FastAgiServer(socketserver.ThreadingTCPServer):
