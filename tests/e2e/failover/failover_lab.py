@@ -110,7 +110,7 @@ class FailoverLab:
             # A call's uniqueid starts with the second its channel was made: when the first call
             # after the restart reached Asterisk, to the second.
             made = [int(m.group(1)) for m in map(UNIQUEID.search, after) if m]
-            result["victim_first_call_s"] = (min(made) - int(events["restarted_at"])) if made else None
+            result["victim_first_call_s"] = max(0, min(made) - int(events["restarted_at"])) if made else None
             result["victim_log_before_restart"] = logs[0][marks[0]:restart_mark]
         result["problems"] = [s.name for s, text in zip(self.servers, logs) if TRACEBACK in text or self.token in text]
         if plan.mechanism == "hagi":
