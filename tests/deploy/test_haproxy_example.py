@@ -108,6 +108,21 @@ def successes(server):
     return len(CALL_LINE.findall(server.log))
 
 
+def all_calls_go_to_the_first(model, servers, port, log, calls, uniqueid):
+    """Once HAProxy has marked the second server DOWN (within 3 s), every call succeeds on the first."""
+    started = time.monotonic()
+    while "agi2 is DOWN" not in log.read_text():
+        assert time.monotonic() - started < 3.0, log.read_text()  # fall 2 x inter 200ms: ~0.5 s
+        time.sleep(0.05)
+    results = [FastAgiPeer(port, uniqueid="%s.%d" % (uniqueid, i)).run(timeout=15) for i in range(calls)]
+    assert [r.status for r in results] == ["SUCCESS"] * calls
+    deadline = time.monotonic() + 5  # a call's log line follows its last AGI reply
+    while successes(servers[0]) < calls and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert successes(servers[0]) == calls, servers[0].log
+    assert len([r for r in model.requests if r.path.endswith("/prepare_inbound")]) == calls
+
+
 def test_shipped_config_is_valid():
     """`haproxy -c` accepts contrib/haproxy.cfg as shipped."""
     proc = subprocess.run([haproxy(), "-c", "-f", str(SHIPPED)], stdout=subprocess.PIPE,
@@ -141,32 +156,12 @@ def test_a_stopped_server_is_marked_down_and_calls_go_to_the_other(balanced):
     """After one server stops, the /healthz check marks it DOWN within seconds and every call still succeeds."""
     model, servers, port, _, log = balanced
     assert servers[1].stop() == 0
-    stopped = time.monotonic()
-    while "agi2 is DOWN" not in log.read_text():
-        assert time.monotonic() - stopped < 3.0, log.read_text()  # fall 2 x inter 200ms: ~0.5 s
-        time.sleep(0.05)
-    results = [FastAgiPeer(port, uniqueid="1700000002.%d" % i).run(timeout=15) for i in range(3)]
-    assert [r.status for r in results] == ["SUCCESS"] * 3
-    deadline = time.monotonic() + 5  # a call's log line follows its last AGI reply
-    while successes(servers[0]) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert successes(servers[0]) == 3, servers[0].log
-    assert len([r for r in model.requests if r.path.endswith("/prepare_inbound")]) == 3
+    all_calls_go_to_the_first(model, servers, port, log, calls=3, uniqueid="1700000002")
 
 
 def test_a_server_on_broken_settings_gets_no_calls(second_broken):
     """A server whose settings are unusable still accepts FastAGI connections, yet /healthz marks it DOWN and every call goes to the other."""
     model, servers, port, _, log = second_broken
     socket.create_connection(("127.0.0.1", servers[1].port), 2).close()  # a TCP check would pass it
-    started = time.monotonic()
-    while "agi2 is DOWN" not in log.read_text():
-        assert time.monotonic() - started < 3.0, log.read_text()  # fall 2 x inter 200ms: ~0.5 s
-        time.sleep(0.05)
-    results = [FastAgiPeer(port, uniqueid="1700000003.%d" % i).run(timeout=15) for i in range(4)]
-    assert [r.status for r in results] == ["SUCCESS"] * 4
-    deadline = time.monotonic() + 5  # a call's log line follows its last AGI reply
-    while successes(servers[0]) < 4 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert successes(servers[0]) == 4, servers[0].log
+    all_calls_go_to_the_first(model, servers, port, log, calls=4, uniqueid="1700000003")
     assert "status=" not in servers[1].log, servers[1].log
-    assert len([r for r in model.requests if r.path.endswith("/prepare_inbound")]) == 4

@@ -6,8 +6,6 @@ this runs offline.  Strict mode also refuses fields the API does not know (a typ
 """
 import re
 import socket
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import kubernetes_validate
@@ -16,6 +14,7 @@ import yaml
 
 from synthflow_agi._settings import load_base
 from tests.support.fastagi_peer import FastAgiServerProcess
+from tests.support.http_get import get
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "contrib" / "kubernetes"
@@ -64,16 +63,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def get(port, path):
-    """(HTTP code, body) of GET http://127.0.0.1:port/path, as the kubelet's httpGet asks it."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open("http://127.0.0.1:%d%s" % (port, path), timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as answer:
-        return answer.code, answer.read().decode()
 
 
 def mounted_settings(tmp_path):

@@ -8,13 +8,12 @@ import socket
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.fastagi_peer import FastAgiPeer
+from tests.support.http_get import get
 
 from image_lab import AGENT, IMAGE_UID, METRICS_PORT, PORT, TOKEN
 
@@ -38,16 +37,6 @@ def loopback_command():
     port, metrics_port = free_loopback_port(), free_loopback_port()
     return port, metrics_port, ["fastagi", "--listen", "127.0.0.1:%d" % port, "--grace", "30",
                                 "--metrics-listen", "127.0.0.1:%d" % metrics_port]
-
-
-def get(port, path):
-    """(HTTP code, body) of GET http://127.0.0.1:port/path from the host."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open("http://127.0.0.1:%d%s" % (port, path), timeout=5) as answer:
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as answer:
-        return answer.code, answer.read().decode()
 
 
 def get_inside(container, path, port=METRICS_PORT):
