@@ -23,9 +23,9 @@ from ._edges import ClientCache, to_e164
 from ._errors import ChannelHungUp, ConfigError
 from ._handoff import Edges, finish_dial, hand_off
 from ._logging import LOGGER, call_line, configure
+from ._metrics import DEFAULT_PORT as METRICS_PORT, MetricsHttpServer, NoMetrics, PrometheusMetrics
 from ._options import parse_listen
 from ._parking import DialParking
-from ._metrics import DEFAULT_PORT as METRICS_PORT, MetricsHttpServer, NoMetrics, PrometheusMetrics
 from ._peers import LOOPBACK, AllowList, Network, RefusalLog
 from ._server_stats import PROBE, Stats
 from ._settings import Base, load_base, validate_base
@@ -202,7 +202,12 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
             return False  # the reply is already here: read it now
         self._parked_sockets.add(sock)
         counts = self.metrics.hand_over()
-        self.parking.park(sock, lambda: self._resume(sock, channel, call, outcome, counts))
+        try:
+            self.parking.park(sock, lambda: self._resume(sock, channel, call, outcome, counts))
+        except RuntimeError:  # the server is closing: finish the call in this thread
+            self._parked_sockets.discard(sock)
+            self.metrics.take_over(counts)
+            return False
         return True
 
     def _resume(self, sock: socket.socket, channel: SocketChannel, call: CallInfo, outcome, counts: object) -> None:
