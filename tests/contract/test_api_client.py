@@ -1,0 +1,227 @@
+"""SynthflowClient in this process against the loopback model: exact attempts, POST counts, texts and times."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import List
+
+import pytest
+
+from synthflow_agi import __version__
+from synthflow_agi._api import MAX_ANSWER_BYTES, SynthflowClient
+from synthflow_agi._call import PrepareRequest
+from synthflow_agi._errors import ApiAuthError, ApiError, ApiTimeoutError, ApiUnavailableError, ConfigError
+from tests.contract._helpers import AGENT, CALLER, TOKEN, closed_port, posts
+
+REQUEST = PrepareRequest(CALLER, AGENT, "model-1", "ws-1", {"lead_id": "L-7"})
+
+
+class Attempts(List[str]):
+    """The outcome words the client reported, in order."""
+
+
+def client_for(url: str, retries: int = 2, **kwargs) -> "tuple[SynthflowClient, Attempts]":
+    attempts = Attempts()
+    return SynthflowClient(url, TOKEN, retries=retries, on_attempt=attempts.append, **kwargs), attempts
+
+
+def host(model) -> str:
+    return "127.0.0.1:%d" % model.port
+
+
+def test_success_posts_once_with_the_documented_request(model):
+    """One POST to /v2/prepare_inbound with the Bearer token, JSON accept, our User-Agent and the exact body."""
+    model.script({"kind": "ok", "call_id": "exact-0000001"})
+    client, attempts = client_for(model.base_url)
+    assert client.prepare(REQUEST, 2.0).call_id == "exact-0000001"
+    assert attempts == ["2xx"]
+    (post,) = posts(model)
+    assert post.method == "POST" and post.path == "/v2/prepare_inbound"
+    assert post.header("Authorization") == "Bearer " + TOKEN
+    assert post.header("Accept") == "application/json"
+    assert post.header("User-Agent").startswith("synthflow-agi/%s python-requests/" % __version__)
+    assert post.body == {"from_number": CALLER, "to_number": AGENT, "model_id": "model-1", "workspace_id": "ws-1",
+                         "custom_variables": {"lead_id": "L-7"}}
+
+
+def test_without_an_attempt_listener_the_client_still_works(model):
+    """on_attempt is optional: no listener, same answer."""
+    model.script({"kind": "ok", "call_id": "no-listener-01"})
+    client = SynthflowClient(model.base_url, TOKEN)
+    assert client.prepare(REQUEST, 2.0).call_id == "no-listener-01"
+    assert len(posts(model)) == 1
+
+
+def test_a_503_then_ok_reports_both_attempts(model):
+    """A retried 503 and the answer after it are two attempts, in order."""
+    model.script({"kind": "status", "code": 503}, {"kind": "ok", "call_id": "second-000001"})
+    client, attempts = client_for(model.base_url)
+    assert client.prepare(REQUEST, 2.0).call_id == "second-000001"
+    assert attempts == ["5xx", "2xx"]
+    assert len(posts(model)) == 2
+
+
+def test_a_503_without_retry_after_is_retried_inside_a_short_deadline(model):
+    """No Retry-After means the first backoff (0 s): a 0.8 s deadline still fits the retry."""
+    model.script({"kind": "status", "code": 503}, {"kind": "ok", "call_id": "short-retry-01"})
+    client, attempts = client_for(model.base_url)
+    assert client.prepare(REQUEST, 0.8).call_id == "short-retry-01"
+    assert attempts == ["5xx", "2xx"]
+
+
+def test_the_last_of_the_retried_503s_is_counted_once(model):
+    """Three 503s with two retries: three POSTs, three attempts, the last 503 as the error."""
+    model.script(*[{"kind": "status", "code": 503}] * 4)
+    client, attempts = client_for(model.base_url, retries=2)
+    with pytest.raises(ApiUnavailableError) as caught:
+        client.prepare(REQUEST, 3.0)
+    assert caught.value.reason == "prepare_inbound answered HTTP 503"
+    assert attempts == ["5xx"] * 3
+    assert len(posts(model)) == 3
+
+
+def test_a_429_is_its_own_attempt_word(model):
+    """A 429 with Retry-After: 0 is retried at once and reported as 429."""
+    model.script({"kind": "status", "code": 429, "retry_after": 0}, {"kind": "ok"})
+    client, attempts = client_for(model.base_url)
+    client.prepare(REQUEST, 2.0)
+    assert attempts == ["429", "2xx"]
+
+
+def test_auth_refusal_text_and_single_attempt(model):
+    """A 401 is one attempt and the exact auth text."""
+    model.script({"kind": "status", "code": 401})
+    client, attempts = client_for(model.base_url)
+    with pytest.raises(ApiAuthError) as caught:
+        client.prepare(REQUEST, 2.0)
+    assert caught.value.reason == "Synthflow refused the API token (HTTP 401)"
+    assert attempts == ["4xx"]
+
+
+def test_refused_connects_are_retried_then_named(model):
+    """Nothing listening: 1 + retries refused connects, then 'cannot reach <host>: Connection refused'."""
+    port = closed_port()
+    client, attempts = client_for("http://127.0.0.1:%d/v2" % port, retries=2)
+    with pytest.raises(ApiUnavailableError) as caught:
+        client.prepare(REQUEST, 2.0)
+    assert caught.value.reason == "cannot reach 127.0.0.1:%d: Connection refused" % port
+    assert attempts == ["unreachable"] * 3
+
+
+@pytest.mark.parametrize("kind, text", [
+    ("drop", "cannot reach {host}: RemoteDisconnected"),
+    ("reset", "cannot reach {host}: Connection reset by peer"),
+])
+def test_a_broken_answer_is_one_error_attempt(model, kind, text):
+    """A close or reset after the POST went out: one attempt named error, never retried, an exact text."""
+    model.script({"kind": kind}, {"kind": "ok"})
+    client, attempts = client_for(model.base_url, retries=3)
+    with pytest.raises(ApiUnavailableError) as caught:
+        client.prepare(REQUEST, 2.0)
+    assert caught.value.reason == text.format(host=host(model))
+    assert attempts == ["error"]
+    assert len(posts(model)) == 1
+
+
+@pytest.mark.parametrize("behaviour, word", [
+    ({"kind": "hang"}, "timeout"),
+    ({"kind": "slow_headers", "interval": 0.3}, "timeout"),
+    ({"kind": "drip", "interval": 0.3}, "2xx"),
+])
+def test_a_slow_answer_ends_at_the_deadline(model, behaviour, word):
+    """Hanging, slow headers or a dripping body: 'no answer from <host> before the deadline' at 0.5 s (+0.25 s)."""
+    model.script(behaviour)
+    client, attempts = client_for(model.base_url)
+    started = time.monotonic()
+    with pytest.raises(ApiTimeoutError) as caught:
+        client.prepare(REQUEST, 0.5)
+    elapsed = time.monotonic() - started
+    assert caught.value.reason == "no answer from %s before the deadline" % host(model)
+    assert 0.5 <= elapsed <= 0.75, elapsed
+    assert attempts == [word]
+
+
+def test_a_pooled_connection_is_cut_at_the_new_calls_deadline(model):
+    """A kept-alive connection reused by a second call obeys that call's deadline, not the first's."""
+    model.script({"kind": "ok"}, {"kind": "drip", "interval": 0.3})
+    client, _ = client_for(model.base_url)
+    client.prepare(REQUEST, 2.0)
+    started = time.monotonic()
+    with pytest.raises(ApiTimeoutError):
+        client.prepare(REQUEST, 0.5)
+    assert 0.5 <= time.monotonic() - started <= 0.75
+    assert len(model.accepted) == 1  # the second POST went over the first call's connection
+
+
+def test_connects_get_half_the_timeout_each(model):
+    """A listener whose backlog is full never completes a connect: two connects of 0.5 s fill a 1 s deadline."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.1)
+        client, attempts = client_for("http://127.0.0.1:%d/v2" % port, retries=2)
+        started = time.monotonic()
+        with pytest.raises(ApiTimeoutError) as caught:
+            client.prepare(REQUEST, 1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in fillers + [listener]:
+            sock.close()
+    assert caught.value.reason == "no answer from 127.0.0.1:%d before the deadline" % port
+    assert attempts == ["timeout", "timeout"]
+    assert 1.0 <= elapsed <= 1.2, elapsed
+
+
+def _registered_body(size: int) -> str:
+    """A registered answer padded to exactly ``size`` bytes of JSON."""
+    head = {"call_status": "registered", "synthflow_call_id": "big-answer-01", "pad": ""}
+    pad = size - len(json.dumps(head))
+    head["pad"] = "x" * pad
+    body = json.dumps(head)
+    assert len(body) == size
+    return body
+
+
+def test_an_answer_of_exactly_the_limit_is_read(model):
+    """A body of MAX_ANSWER_BYTES bytes is still an answer."""
+    model.script({"kind": "raw", "code": 200, "body": _registered_body(MAX_ANSWER_BYTES)})
+    client, _ = client_for(model.base_url)
+    assert client.prepare(REQUEST, 5.0).call_id == "big-answer-01"
+
+
+def test_an_answer_over_the_limit_is_refused(model):
+    """One byte more than MAX_ANSWER_BYTES: 'prepare_inbound answered more than 1048576 bytes'."""
+    model.script({"kind": "raw", "code": 200, "body": _registered_body(MAX_ANSWER_BYTES + 1)})
+    client, _ = client_for(model.base_url)
+    with pytest.raises(ApiError) as caught:
+        client.prepare(REQUEST, 5.0)
+    assert type(caught.value) is ApiError
+    assert caught.value.reason == "prepare_inbound answered more than 1048576 bytes"
+
+
+def test_userinfo_in_the_url_is_refused_naming_only_the_host():
+    """api_url with user:password@ is a ConfigError that names the host and never the password."""
+    with pytest.raises(ConfigError) as caught:
+        SynthflowClient("http://user:pw-SECRET@127.0.0.1:9/v2", TOKEN)
+    assert caught.value.reason == "api_url for 127.0.0.1:9 must not hold user:password@; the token is api_token"
+
+
+def test_a_netrc_entry_never_replaces_the_token(model, tmp_path, monkeypatch):
+    """requests would send ~/.netrc credentials as Basic auth; the client reads no environment per request."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    model.script({"kind": "ok", "call_id": "bearer-only-01"})
+    client, _ = client_for(model.base_url)
+    assert client.prepare(REQUEST, 2.0).call_id == "bearer-only-01"
+    assert posts(model)[0].header("Authorization") == "Bearer " + TOKEN
