@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
+import threading
 import time
 from typing import List
 
@@ -225,3 +227,150 @@ def test_a_netrc_entry_never_replaces_the_token(model, tmp_path, monkeypatch):
     client, _ = client_for(model.base_url)
     assert client.prepare(REQUEST, 2.0).call_id == "bearer-only-01"
     assert posts(model)[0].header("Authorization") == "Bearer " + TOKEN
+
+
+def test_an_unresolvable_address_is_unreachable_named_by_the_resolver():
+    """A scoped IPv6 literal on no such interface fails in getaddrinfo itself (numeric, no DNS): unreachable, retried."""
+    host, port = "fe80::1%nosuchif0", 9
+    try:
+        socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST)
+    except socket.gaierror as exc:
+        expected = exc.strerror
+    else:
+        pytest.fail("this host has an interface named nosuchif0")
+    client, attempts = client_for("http://[%s]:%d/v2" % (host, port), retries=2)
+    with pytest.raises(ApiUnavailableError) as caught:
+        client.prepare(REQUEST, 1.0)
+    assert caught.value.reason == "cannot reach [%s]:%d: %s" % (host, port, expected)
+    assert attempts == ["unreachable"] * 3
+
+
+class ForwardProxy:
+    """A minimal HTTP forward proxy on loopback: rewrites the absolute request line, then pipes bytes both ways."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.requests: List[bytes] = []
+        self._threads: List[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    @property
+    def url(self) -> str:
+        return "http://127.0.0.1:%d" % self.listener.getsockname()[1]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(client,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port), 2)
+        with client, upstream:
+            head = b""
+            while b"\r\n" not in head:
+                chunk = client.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line, rest = head.split(b"\r\n", 1)
+            method, target, version = line.split(b" ")
+            self.requests.append(line)
+            path = b"/" + target.split(b"/", 3)[3]
+            upstream.sendall(b" ".join((method, path, version)) + b"\r\n" + rest)
+            pipes = {client: upstream, upstream: client}
+            while True:
+                ready, _, _ = select.select(list(pipes), [], [], 10)
+                if not ready:
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pipes[sock].sendall(data)
+
+    def close(self) -> None:
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread above (Linux)
+        except OSError:
+            pass
+        self.listener.close()
+        self._accepting.join(2)
+        for thread in self._threads:
+            thread.join(12)
+
+
+@pytest.fixture
+def proxy(model, monkeypatch):
+    """A forward proxy to the model, named by HTTP_PROXY for the client under test only."""
+    forward = ForwardProxy(model.port)
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", forward.url)
+    yield forward
+    forward.close()
+
+
+def test_through_a_proxy_the_answer_is_used(model, proxy):
+    """HTTP_PROXY, read when the client is made, carries the POST in absolute form to the API."""
+    model.script({"kind": "ok", "call_id": "via-proxy-0001"})
+    client, attempts = client_for(model.base_url)
+    assert client.prepare(REQUEST, 2.0).call_id == "via-proxy-0001"
+    assert proxy.requests == [b"POST %s/prepare_inbound HTTP/1.1" % model.base_url.encode()]
+    assert attempts == ["2xx"]
+
+
+def test_through_a_proxy_a_dripping_answer_still_ends_at_the_deadline(model, proxy):
+    """The proxy's connections obey the call's deadline too: a dripping body ends API_TIMEOUT at 0.5 s (+0.25 s)."""
+    model.script({"kind": "drip", "interval": 0.3})
+    client, _ = client_for(model.base_url)
+    started = time.monotonic()
+    with pytest.raises(ApiTimeoutError) as caught:
+        client.prepare(REQUEST, 0.5)
+    assert caught.value.reason == "no answer from %s before the deadline" % host(model)
+    assert 0.5 <= time.monotonic() - started <= 0.75
+    assert len(proxy.requests) == 1
+
+
+class StalledClient(SynthflowClient):
+    """A client whose process stalls (as under SIGSTOP) right after the whole answer was read."""
+
+    def _post(self, *args, **kwargs):
+        answer = super()._post(*args, **kwargs)
+        time.sleep(0.6)
+        return answer
+
+
+def test_an_answer_complete_only_after_the_deadline_is_refused(model):
+    """A full, good answer that the program could only act on after the deadline is API_TIMEOUT, with its own text."""
+    model.script({"kind": "ok", "call_id": "too-late-00001"})
+    attempts = Attempts()
+    client = StalledClient(model.base_url, TOKEN, on_attempt=attempts.append)
+    with pytest.raises(ApiTimeoutError) as caught:
+        client.prepare(REQUEST, 0.5)
+    assert caught.value.reason == "the answer from %s was complete only after the deadline" % host(model)
+    assert attempts == ["2xx"]
+    assert len(posts(model)) == 1
+
+
+@pytest.mark.parametrize("code", [302, 307, 308])
+def test_a_redirect_is_never_followed(model, code):
+    """A 3xx is an answer, not a new address: one POST, 'prepare_inbound answered HTTP <code>'."""
+    model.script({"kind": "wire", "data": "HTTP/1.1 %d Moved\r\nLocation: %s/prepare_inbound\r\n"
+                                          "Content-Length: 0\r\n\r\n" % (code, model.base_url)},
+                 {"kind": "ok"})
+    client, attempts = client_for(model.base_url)
+    with pytest.raises(ApiError) as caught:
+        client.prepare(REQUEST, 2.0)
+    assert type(caught.value) is ApiError
+    assert caught.value.reason == "prepare_inbound answered HTTP %d" % code
+    assert len(model.requests) == 1
+    assert attempts == ["3xx"]

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from synthflow_agi._agent_transfer import FILTERED_EXTEN, RAW_LENGTH
 from synthflow_agi._call import CallInfo, Outcome
 from synthflow_agi._errors import ApiError, ApiUnavailableError, ChannelHungUp, ConfigError
 from synthflow_agi._handoff import MAX_ERROR_LENGTH, Edges, custom_variable_sources, finish_dial, hand_off, publish
@@ -264,3 +265,226 @@ def test_an_explicit_external_id_beats_the_linkedid():
     channel = MemoryChannel({"SYNTHFLOW_EXTERNAL_ID": "crm-42"})
     run(channel)
     assert channel.variables["PJSIP_HEADER(add,X-EI)"] == "S.%s;E.crm-42;" % CALL_ID
+
+
+MOVED = {"BLINDTRANSFER": "PJSIP/synthflow-00000001", "CONTEXT": "from-synthflow",
+         RAW_LENGTH: "13", FILTERED_EXTEN: "0875704225abc"}
+LEFT_OVER = {"BLINDTRANSFER": "PJSIP/synthflow-00000001", "CONTEXT": "from-pstn", RAW_LENGTH: "3", FILTERED_EXTEN: "100"}
+
+
+class TransferringChannel(MemoryChannel):
+    """A channel that the agent's REFER moves while Dial runs (or that only keeps an old BLINDTRANSFER)."""
+
+    def __init__(self, after, **kwargs):
+        super().__init__({"SYNTHFLOW_MODE": "dial"}, **kwargs)
+        self.after = after
+
+    def exec(self, application, arguments):
+        result = super().exec(application, arguments)
+        self.variables.update(self.after)
+        return result
+
+
+@pytest.mark.parametrize("after, expected", [(MOVED, "warm 0875704225abc"), (LEFT_OVER, "")])
+def test_an_agent_transfer_is_read_after_the_dial(after, expected):
+    """A REFER that moved the caller is published; a BLINDTRANSFER left where the AGI ran is not the agent's."""
+    channel = TransferringChannel(after)
+    outcome, _ = run(channel)
+    assert (outcome.status, outcome.agent_transfer) == (Status.SUCCESS, expected)
+    assert channel.variables.get("SYNTHFLOW_AGENT_TRANSFER", "") == expected
+
+
+def test_an_agent_transfer_is_read_after_a_delegated_dial_too():
+    """finish_dial, given the call, reads the agent's transfer the same way."""
+    channel = TransferringChannel(MOVED)
+    call = CallInfo("U1", "PJSIP", "2025550143", (), context="from-pstn", extension="100")
+    edges = edges_for(MemoryApi(), delegate=True)
+    outcome = finish_dial(channel, hand_off(channel, call, BASE, edges), edges, call)
+    assert outcome.agent_transfer == "warm 0875704225abc"
+    assert channel.verbose_lines == ["synthflow-agi: SUCCESS call_id=%s (agent transfer: warm 0875704225abc)" % CALL_ID]
+
+
+class RecordingChannel(MemoryChannel):
+    """Keeps every SET VARIABLE in order, as the AGI wire would carry them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sets = []
+
+    def set_variable(self, name, value):
+        self.sets.append((name, value))
+        super().set_variable(name, value)
+
+
+def test_dial_mode_sets_each_variable_once_in_order():
+    """In dial mode the id and target go out before Dial and are not set again; then status, error, CDR."""
+    channel = RecordingChannel({"SYNTHFLOW_MODE": "dial"})
+    run(channel)
+    assert channel.sets == [
+        ("SYNTHFLOW_CALL_ID", CALL_ID), ("CDR(synthflow_call_id)", CALL_ID),
+        ("_SYNTHFLOW_XEI", "S.%s;E.L1;" % CALL_ID), ("SYNTHFLOW_TARGET", TARGET),
+        ("SYNTHFLOW_STATUS", "SUCCESS"), ("SYNTHFLOW_ERROR", ""), ("CDR(synthflow_status)", "SUCCESS"),
+    ]
+
+
+def test_a_degraded_dial_sets_the_flag_once():
+    """SYNTHFLOW_DEGRADED goes out before the Dial and is not repeated in the final publish."""
+    channel = RecordingChannel({"SYNTHFLOW_MODE": "dial", "SYNTHFLOW_ON_API_FAILURE": "direct"})
+    run(channel, api=MemoryApi(error=ApiUnavailableError("down")))
+    assert [name for name, _ in channel.sets].count("SYNTHFLOW_DEGRADED") == 1
+
+
+@pytest.mark.parametrize("technology, linkedid, expected", [("SIP", "L1", None), ("PJSIP", "", None),
+                                                            ("PJSIP", "L1", "E.L1;")])
+def test_the_pjsip_header_is_set_only_on_pjsip_with_an_x_ei(technology, linkedid, expected):
+    """PJSIP_HEADER is set only for a PJSIP caller, and only when there is an X-EI to carry."""
+    channel = MemoryChannel({"CHANNEL(linkedid)": linkedid, "SYNTHFLOW_ON_API_FAILURE": "direct"})
+    outcome, _ = run(channel, api=MemoryApi(error=ApiUnavailableError("down")), technology=technology)
+    assert outcome.status is Status.SUCCESS
+    assert channel.variables.get("PJSIP_HEADER(add,X-EI)") == expected
+
+
+def test_no_linkedid_means_no_e_token():
+    """An empty linkedid adds no E. token to X-EI."""
+    channel = MemoryChannel({"CHANNEL(linkedid)": ""})
+    run(channel)
+    assert channel.variables["PJSIP_HEADER(add,X-EI)"] == "S.%s;" % CALL_ID
+
+
+def test_an_odd_linkedid_is_logged_by_shape(caplog):
+    """The left-out linkedid is logged with the call's uniqueid and a description, never its text."""
+    caplog.set_level("WARNING", logger="synthflow_agi")
+    run(MemoryChannel({"CHANNEL(linkedid)": "a;b"}))
+    assert [r.getMessage() for r in caplog.records if "E. token" in r.getMessage()] == [
+        "uniqueid=U1 no E. token: linkedid cannot go into X-EI (3 characters, holds ';'): refused, not trimmed"]
+
+
+class RecordingApi(MemoryApi):
+    def __init__(self):
+        super().__init__()
+        self.timeouts = []
+
+    def prepare(self, request, timeout):
+        self.timeouts.append(timeout)
+        return super().prepare(request, timeout)
+
+
+def test_the_api_gets_the_calls_settings_and_timeout():
+    """The API is chosen for the call's resolved settings and given the call's own timeout."""
+    api = RecordingApi()
+    chosen = []
+    edges = Edges(api_for=lambda settings: chosen.append(settings) or api, to_e164=lambda raw, region, role: raw,
+                  clock=lambda: 0.0)
+    channel = MemoryChannel({"SYNTHFLOW_TIMEOUT": "2.5"})
+    hand_off(channel, CallInfo("U1", "PJSIP", "+12025550143", ()), BASE, edges)
+    assert api.timeouts == [2.5]
+    assert [(s.timeout, s.api_url, s.mode) for s in chosen] == [(2.5, "https://api.example/v2", "transfer")]
+
+
+def test_headers_diversion_and_the_request_reach_their_places(caplog):
+    """X- headers and O. ride in the Refer-To, an unfit header is logged by shape, and the request carries the settings."""
+    caplog.set_level("WARNING", logger="synthflow_agi")
+    channel = MemoryChannel({"SYNTHFLOW_VARIABLES": "lead,bad", "lead": "L-7", "bad": "a\rb", "SYNTHFLOW_HEADERS": "lead,bad",
+                             "SYNTHFLOW_DIVERSION": "+15550001111"})
+    outcome, api = run(channel)
+    assert (outcome.status, outcome.mode) == (Status.SUCCESS, "transfer")
+    assert channel.execs == [("Transfer", "PJSIP/<%s?X-EI=S.%s%%3BE.L1%%3BO.%%2B15550001111%%3B&X-lead=L-7>" % (TARGET, CALL_ID))]
+    (request,) = api.requests
+    assert (request.from_number, request.to_number, request.model_id, request.workspace_id) == (
+        "+12025550143", "+15551234567", "m", "w")
+    assert dict(request.custom_variables) == {"lead": "L-7", "bad": "a\rb"}
+    assert [r.getMessage() for r in caplog.records if "header left out" in r.getMessage()] == [
+        "uniqueid=U1 header left out: bad: value cannot be carried in SIP (3 characters, with control characters)"]
+
+
+def test_numbers_are_normalised_with_the_region_and_their_role():
+    """The caller and the agent number each go through E.164 parsing with the call's region and their role."""
+    seen = []
+
+    def to_e164(raw, region, role):
+        seen.append((raw, region, role))
+        return "+12025550143" if role == "caller" else "+15551234567"
+
+    edges = Edges(api_for=lambda settings: MemoryApi(), to_e164=to_e164, clock=lambda: 0.0)
+    hand_off(MemoryChannel({"SYNTHFLOW_DEFAULT_REGION": "gb"}), CallInfo("U1", "PJSIP", "2025550143", ()), BASE, edges)
+    assert seen == [("2025550143", "GB", "caller"), ("+15551234567", "GB", "agent")]
+
+
+def test_an_unreferable_channel_is_named_in_transfer_mode():
+    """Transfer mode on IAX2 names the technology it cannot REFER."""
+    outcome, _ = run(MemoryChannel(), technology="IAX2")
+    assert outcome.error == "cannot REFER a IAX2 channel: transfer mode needs PJSIP or SIP (use mode=dial)"
+
+
+@pytest.mark.parametrize("mode, protocol, apps, status", [
+    ("transfer", "501", ["Transfer"], Status.TRANSFER_FAILED),
+    ("auto", "603", ["Transfer"], Status.TRANSFER_FAILED),
+    ("auto", "501", ["Transfer", "Dial"], Status.SUCCESS),
+])
+def test_only_auto_mode_dials_and_only_after_a_refused_refer(mode, protocol, apps, status):
+    """Transfer mode never dials; auto dials only when the REFER was refused as a method (501), not after a 603."""
+    channel = MemoryChannel({"SYNTHFLOW_MODE": mode}, transfer="FAILURE", protocol=protocol)
+    outcome, _ = run(channel)
+    assert [app for app, _ in channel.execs] == apps
+    assert outcome.status is status
+
+
+def test_auto_fallback_reads_the_agent_transfer_and_can_be_delegated():
+    """After a refused REFER the Dial is the same as in dial mode: the agent's transfer is read, delegation holds."""
+    channel = TransferringChannel(MOVED, transfer="FAILURE", protocol="501")
+    channel.variables["SYNTHFLOW_MODE"] = "auto"
+    outcome, _ = run(channel)
+    assert (outcome.mode, outcome.agent_transfer) == ("auto:dial", "warm 0875704225abc")
+    delegated = MemoryChannel({"SYNTHFLOW_MODE": "auto"}, transfer="FAILURE", protocol="501")
+    outcome, _ = run(delegated, delegate=True)
+    assert (outcome.mode, outcome.pending_dial) == ("auto:dial", DIAL_ARGS)
+    assert [app for app, _ in delegated.execs] == ["Transfer"]
+
+
+def test_total_ms_is_measured_from_the_start_not_from_zero():
+    """total_ms is the clock's difference, whatever the clock's origin."""
+    ticks = itertools.count()
+    edges = Edges(api_for=lambda settings: MemoryApi(), to_e164=lambda raw, region, role: "+15551234567",
+                  clock=lambda: 500.0 + next(ticks) * 0.001)
+    outcome = hand_off(MemoryChannel(), CallInfo("U1", "PJSIP", "+12025550143", ()), BASE, edges)
+    assert outcome.total_ms == pytest.approx(3.0)
+    assert outcome.api_ms == pytest.approx(1.0)
+
+
+def test_an_internal_bug_is_logged_with_its_traceback(caplog):
+    """A bug in the hand-off leaves one log record with a fixed text and the traceback."""
+    caplog.set_level("ERROR", logger="synthflow_agi")
+    run(MemoryChannel(), api=MemoryApi(error=RuntimeError("bug")))
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "internal error during the hand-off"
+    assert record.exc_info[0] is RuntimeError
+
+
+class VerboseRecordingChannel(RecordingChannel):
+    def verbose(self, message, level=1):
+        self.sets.append(("VERBOSE", (message, level)))
+        super().verbose(message, level)
+
+
+@pytest.mark.parametrize("variables, sets", [
+    ({"CHANNEL(state)": "Ringing"}, [
+        ("SYNTHFLOW_STATUS", "NOT_ANSWERED"), ("SYNTHFLOW_CALL_ID", ""),
+        ("SYNTHFLOW_ERROR", "channel state is Ringing, not Up"), ("SYNTHFLOW_TARGET", ""),
+        ("CDR(synthflow_status)", "NOT_ANSWERED"),
+        ("VERBOSE", ("synthflow-agi: NOT_ANSWERED (channel state is Ringing, not Up)", 1))]),
+    ({"SYNTHFLOW_ON_API_FAILURE": "direct", "CHANNEL(linkedid)": ""}, [
+        ("SYNTHFLOW_CALL_ID", ""),
+        ("SYNTHFLOW_STATUS", "SUCCESS"), ("SYNTHFLOW_CALL_ID", ""), ("SYNTHFLOW_ERROR", "handed off without S.: down"),
+        ("SYNTHFLOW_TARGET", TARGET), ("SYNTHFLOW_DEGRADED", "1"), ("CDR(synthflow_status)", "SUCCESS"),
+        ("VERBOSE", ("synthflow-agi: SUCCESS (handed off without S.: down)", 1))]),
+])
+def test_publish_sets_exactly_these_variables(variables, sets):
+    """Outside dial mode the outcome is published whole: status, id, error, target, degraded flag, CDR, one line."""
+    channel = VerboseRecordingChannel(variables)
+    run(channel, api=MemoryApi(error=ApiUnavailableError("down")))
+    assert channel.sets == sets
+
+
+def test_an_empty_argument_in_the_middle_is_skipped():
+    """Empty items are skipped, not the end of the list."""
+    assert custom_variable_sources(("a", ""), ("", "b=1")) == [("a", None), ("b", "1")]

@@ -2,6 +2,8 @@
 
 import dataclasses
 import os
+import threading
+import time
 
 import pytest
 
@@ -329,3 +331,85 @@ def test_validate_base_stands_in_only_for_what_a_call_may_supply():
     with pytest.raises(ConfigError) as caught:
         validate_base({})
     assert caught.value.reason == "missing required setting(s): api_token"
+
+
+def test_config_path_without_the_variable_is_the_default():
+    """No SYNTHFLOW_CONFIG at all means the default path, not named."""
+    assert config_path({}) == (DEFAULT_CONFIG_PATH, False)
+
+
+def test_a_duplicate_key_names_the_file_and_line(write):
+    """configparser's own complaint is kept (first line), naming the file it read."""
+    path = write("dup.conf", "[general]\nmode = dial\nmode = transfer\n")
+    with pytest.raises(ConfigError) as caught:
+        _read_ini(path, required=True)
+    complaint = "While reading from '%s' [line  3]: option 'mode' in section 'general' already exists" % path
+    assert caught.value.reason == "cannot read config file %s: %s" % (path, complaint[:120])
+
+
+def _endless(path, size):
+    """A FIFO at ``path`` that yields ``size`` bytes and then stays open, never reaching end of file."""
+    os.mkfifo(path)
+    release = threading.Event()
+
+    def feed():
+        with open(path, "wb") as pipe:
+            pipe.write(b"[general]\n" + b"#" * (size - 10))
+            pipe.flush()
+            release.wait(10)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    return release, feeder
+
+
+def test_a_config_source_that_never_ends_is_read_only_to_the_limit(tmp_path):
+    """Reading stops one byte past MAX_CONFIG_BYTES, so a file that never ends is refused, not waited for."""
+    path = str(tmp_path / "endless.conf")
+    release, feeder = _endless(path, MAX_CONFIG_BYTES + 1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            _read_ini(path, required=True)
+    finally:
+        release.set()
+        feeder.join(5)
+    assert caught.value.reason == "config file %s is larger than 256 KiB" % path
+    assert time.monotonic() - started < 2.0  # the feeder holds the FIFO open for 10 s
+
+
+def test_a_token_source_that_never_ends_is_read_only_to_the_limit(tmp_path, write):
+    """Reading stops one byte past MAX_TOKEN_BYTES, so a token file that never ends is refused, not waited for."""
+    path = str(tmp_path / "endless-token")
+    os.mkfifo(path)
+    release = threading.Event()
+
+    def feed():
+        with open(path, "wb") as pipe:
+            pipe.write(b"t" * (MAX_TOKEN_BYTES + 1))
+            pipe.flush()
+            release.wait(10)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConfigError) as caught:
+            load_sources({"SYNTHFLOW_CONFIG": write("s.conf", "[general]\n"), "SYNTHFLOW_API_TOKEN_FILE": path})
+    finally:
+        release.set()
+        feeder.join(5)
+    assert caught.value.reason == "api_token_file %s holds more than 4096 bytes: not a token" % path
+    assert time.monotonic() - started < 2.0  # the feeder holds the FIFO open for 10 s
+
+
+def test_only_slashes_are_trimmed_from_paths_and_urls():
+    """A trailing 'X' is part of the value; only '/' is trimmed."""
+    assert checks.state_dir("/srv/BOX/") == "/srv/BOX"
+    assert checks.api_url("https://api.example/XX/", False) == "https://api.example/XX"
+
+
+def test_a_value_made_of_every_allowed_character_is_safe():
+    """The allowed set itself is allowed (a subset, not a strict one)."""
+    allowed = frozenset("ab^")
+    assert checks.safe("k", "^ab", allowed) == "^ab"
