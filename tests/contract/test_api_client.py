@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import select
 import socket
+import sys
 import threading
 import time
 from typing import List
 
 import pytest
+import requests
 
 from synthflow_agi import __version__
 from synthflow_agi._api import MAX_ANSWER_BYTES, SynthflowClient
@@ -42,7 +44,7 @@ def test_success_posts_once_with_the_documented_request(model):
     assert post.method == "POST" and post.path == "/v2/prepare_inbound"
     assert post.header("Authorization") == "Bearer " + TOKEN
     assert post.header("Accept") == "application/json"
-    assert post.header("User-Agent").startswith("synthflow-agi/%s python-requests/" % __version__)
+    assert post.header("User-Agent") == "synthflow-agi/%s %s" % (__version__, requests.utils.default_user_agent())
     assert post.body == {"from_number": CALLER, "to_number": AGENT, "model_id": "model-1", "workspace_id": "ws-1",
                          "custom_variables": {"lead_id": "L-7"}}
 
@@ -374,3 +376,57 @@ def test_a_redirect_is_never_followed(model, code):
     assert caught.value.reason == "prepare_inbound answered HTTP %d" % code
     assert len(model.requests) == 1
     assert attempts == ["3xx"]
+
+
+_AUDITED: List[tuple] = []
+_AUDITING: List[bool] = []
+_HOOKED: List[bool] = []
+
+
+def _audit(event, args):
+    if _AUDITING and event == "http.client.connect":
+        _AUDITED.append(args)
+
+
+def test_each_connect_is_audited_like_http_client(model):
+    """Our own connect still raises http.client's audit event, naming the connection, host and port."""
+    if not _HOOKED:
+        sys.addaudithook(_audit)  # hooks cannot be removed; this one records only while _AUDITING is set
+        _HOOKED.append(True)
+    _AUDITING.append(True)
+    del _AUDITED[:]
+    try:
+        model.script({"kind": "ok"})
+        client, _ = client_for(model.base_url)
+        client.prepare(REQUEST, 2.0)
+    finally:
+        _AUDITING.clear()
+    assert [(type(conn).__name__, host, port) for conn, host, port in _AUDITED] == [
+        ("_DeadlineHTTPConnection", "127.0.0.1", model.port)]
+
+
+@pytest.mark.parametrize("pool_size, connections", [(1, 3), (2, 2)])
+def test_the_pool_keeps_at_most_pool_size_connections(model, pool_size, connections):
+    """Two overlapping calls, twice: with pool_size 1 one connection is dropped each time, with 2 both are reused."""
+    model.script(*[{"kind": "delay", "seconds": 0.5}] * 4)
+    client, _ = client_for(model.base_url, pool_size=pool_size)
+    for _ in range(2):
+        calls = [threading.Thread(target=client.prepare, args=(REQUEST, 3.0)) for _ in range(2)]
+        for thread in calls:
+            thread.start()
+        for thread in calls:
+            thread.join(5)
+    assert len(posts(model)) == 4
+    assert len(model.accepted) == connections
+
+
+def test_a_lying_content_length_is_not_waited_for(model):
+    """A body announced as 100 MB is refused once just over MAX_ANSWER_BYTES were read, not read to its end."""
+    model.script({"kind": "wire", "data": "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: 100000000\r\n\r\n" + "x" * (2 * MAX_ANSWER_BYTES)})
+    client, attempts = client_for(model.base_url)
+    with pytest.raises(ApiError) as caught:
+        client.prepare(REQUEST, 3.0)
+    assert type(caught.value) is ApiError
+    assert caught.value.reason == "prepare_inbound answered more than 1048576 bytes"
+    assert attempts == ["2xx"]

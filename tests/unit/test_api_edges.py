@@ -57,6 +57,11 @@ def test_attempt_outcome_of_a_status(status, word):
     assert _api.attempt_outcome(types.SimpleNamespace(status=status)) == word
 
 
+def test_attempt_outcome_of_nothing_is_error():
+    """An attempt with neither a response nor an error is named error, without failing."""
+    assert _api.attempt_outcome() == "error"
+
+
 def test_attempt_outcome_error_wins_over_a_response():
     """An attempt with an error is named by the error even when a response object came along."""
     assert _api.attempt_outcome(_response(200), error=socket.timeout()) == "timeout"
