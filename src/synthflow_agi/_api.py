@@ -427,15 +427,18 @@ ERROR_TABLE: Tuple[Tuple[Tuple[Type[BaseException], ...], Factory], ...] = (
       _U.InvalidChunkLength, _U.IncompleteRead, _U.InvalidHeader, _U.HeaderParsingError,
       _U.BodyNotHttplibCompatible, http.client.HTTPException), _bad_http),
     ((_R.ConnectionError, _U.ProtocolError, _U.MaxRetryError, _U.ProxyError,
-      _U.PoolError, OSError), _unreachable),
-    ((_R.RetryError, _R.TooManyRedirects, _R.URLRequired, _R.InvalidJSONError,
+      _U.PoolError), _unreachable),
+    ((_R.RetryError, _R.TooManyRedirects, _R.URLRequired, _R.InvalidJSONError, _R.HTTPError,
       _R.StreamConsumedError, _R.UnrewindableBodyError, _U.UnrewindableBodyError, _U.ResponseError,
       _U.TimeoutStateError,
       _U.HTTPError, _R.RequestException), _client_failed),
+    # Last: every requests exception is an OSError (IOError), so an OSError row any
+    # earlier would claim the client's own failures above as an unreachable API.
+    ((OSError,), _unreachable),
 )
 # What ``prepare`` catches: exactly the classes the table maps, nothing broader.
 TRANSPORT_ERRORS: Tuple[Type[BaseException], ...] = tuple(cls for classes, _ in ERROR_TABLE for cls in classes)
-# The table's last row ends in the libraries' root classes; only those two
+# The client_failed row ends in the libraries' root classes; only those two
 # classes themselves may rely on it, so a new library class cannot hide there.
 LIBRARY_ROOTS = (_U.HTTPError, _R.RequestException)
 
