@@ -3,6 +3,7 @@ import csv
 import json
 import statistics
 
+import breaker
 import failover
 import memory
 import stats
@@ -185,6 +186,8 @@ def write(out, results):
         parts.append(memory.table(results["memory"]))
     if "failover" in results:
         parts.append(failover.table(results["failover"]))
+    if "breaker" in results:
+        parts.append(breaker.table(results["breaker"]))
     text = "\n\n".join(parts)
     (out / "table.txt").write_text(text + "\n")
     (out / "results.json").write_text(json.dumps({"results": results, "derived": derived}, indent=1, default=str))

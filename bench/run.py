@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent / "tests" / "e2e"))
 
+import breaker  # noqa: E402
 import failover  # noqa: E402
 import memory  # noqa: E402
 import sipp_runs  # noqa: E402
@@ -188,8 +189,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="short runs (~4 minutes) for iteration")
     parser.add_argument("--out", help="output folder (default .cache/bench/<timestamp>)")
     parser.add_argument("--skip-load", action="store_true", help="latency only (development)")
-    parser.add_argument("--only", choices=["memory", "failover"],
-                        help="run only this phase (memory: ~8 minutes; failover: ~5 minutes)")
+    parser.add_argument("--only", choices=["memory", "failover", "breaker"],
+                        help="run only this phase (memory: ~8 minutes; failover: ~5 minutes; breaker: ~30 s)")
     parser.add_argument("--memory-sizes", help="concurrent bridged calls per memory run, comma-separated "
                         "(default %s; with --quick %d)" % (",".join(str(n) for n in memory.SIZES), memory.SIZES[0]))
     args = parser.parse_args(argv)
@@ -218,6 +219,8 @@ def main(argv=None):
             results["memory"] = memory.memory_phase(ctx, sizes)
         if args.only == "failover" or (not args.only and not args.skip_load):
             results["failover"] = failover.failover_phase(ctx, quick=args.quick)
+    if args.only == "breaker" or not args.only:
+        results["breaker"] = breaker.breaker_phase()  # no lab: the scripted AGI peers
     results["elapsed_s"] = round(time.time() - started, 1)
     text = report.write(out, results)
     print(text)

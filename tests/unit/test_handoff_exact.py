@@ -322,7 +322,7 @@ def test_dial_mode_sets_each_variable_once_in_order():
     run(channel)
     assert channel.sets == [
         ("SYNTHFLOW_CALL_ID", CALL_ID), ("CDR(synthflow_call_id)", CALL_ID),
-        ("_SYNTHFLOW_XEI", "S.%s;E.L1;" % CALL_ID), ("SYNTHFLOW_TARGET", TARGET),
+        ("_SYNTHFLOW_XEI", "S.%s;E.L1;" % CALL_ID), ("DIALSTATUS", ""), ("SYNTHFLOW_TARGET", TARGET),
         ("SYNTHFLOW_STATUS", "SUCCESS"), ("SYNTHFLOW_ERROR", ""), ("CDR(synthflow_status)", "SUCCESS"),
     ]
 
