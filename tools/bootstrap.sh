@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install everything `make test` needs on a fresh Debian/Ubuntu host, idempotently:
 # the E2E tools from apt (podman, runc, debootstrap, SIPp), systemd-analyze for the unit
-# file's checks (systemd >= 250 for `security --offline`), haproxy for contrib/haproxy.cfg,
+# file's checks (systemd >= 250 for `security --offline`), haproxy for contrib/haproxy.cfg and
+# the failover lab, dnsmasq-base (the binary alone, no service) for the failover lab's DNS SRV,
 # and the project venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(podman runc debootstrap sip-tester systemd haproxy)
+APT_PACKAGES=(podman runc debootstrap sip-tester systemd haproxy dnsmasq-base)
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
