@@ -7,6 +7,7 @@ killed (SIGKILL) or drained (SIGTERM) mid-run and later started again.  Every ca
 counted by where it ended: the agent, the humans (the sample's fallback queue), or neither.
 """
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -36,20 +37,43 @@ def resolv_conf(folder):
     return path
 
 
+def bound(address, port, proto):
+    """Whether a socket of this host is bound to exactly address:port (IPv4), listening if TCP.
+
+    >>> s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1); port = s.getsockname()[1]
+    >>> bound("127.0.0.1", port, "tcp"), bound("127.0.0.2", port, "tcp"), bound("127.0.0.1", port, "udp")
+    (True, False, False)
+    >>> s.close()
+    """
+    wanted = "%08X:%04X" % (int.from_bytes(socket.inet_aton(address), "little"), port)
+    try:
+        lines = Path("/proc/net/%s" % proto).read_text().splitlines()[1:]
+    except OSError:
+        return False
+    return any(f[1] == wanted and (proto == "udp" or f[3] == "0A") for f in (line.split() for line in lines))
+
+
 class Daemon:
     """dnsmasq or HAProxy on the host, in the foreground, logging to a file; stopped by its PID."""
 
-    def __init__(self, folder, name, argv, port, proto):
+    def __init__(self, folder, name, argv, address, port, proto):
         self.log = Path(folder) / ("%s.log" % name)
-        self.name, self.argv, self.port, self.proto = name, argv, port, proto
+        self.name, self.argv, self.address, self.port, self.proto = name, argv, address, port, proto
         self.proc = None
 
     def start(self):
-        if port_in_use(self.port, self.proto):
-            raise RuntimeError("port %d/%s is taken before %s starts" % (self.port, self.proto, self.name))
+        # Only this exact address matters: a resolver of the host's own on 127.0.0.53:53 is fine.
+        if bound(self.address, self.port, self.proto):
+            raise RuntimeError("%s:%d/%s is taken before %s starts" % (self.address, self.port, self.proto, self.name))
         with open(str(self.log), "w") as out:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.proto, 10, self.name)
+        deadline = time.monotonic() + 10
+        while not bound(self.address, self.port, self.proto):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("%s did not bind %s:%d/%s:\n%s" % (self.name, self.address, self.port,
+                                                                       self.proto, self.text()[-2000:]))
+            time.sleep(0.05)
         return self
 
     def stop(self):
@@ -61,12 +85,13 @@ class Daemon:
 
 def dnsmasq(folder):
     return Daemon(folder, "dnsmasq", ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--pid-file=",
-                                      "--conf-file=%s" % (SCENARIO / "configs" / "dnsmasq.conf")], 53, "udp")
+                                      "--conf-file=%s" % (SCENARIO / "configs" / "dnsmasq.conf")],
+                  DNS_ADDRESS, 53, "udp")
 
 
 def haproxy(folder):
     return Daemon(folder, "haproxy", ["haproxy", "-db", "-f", str(SCENARIO / "configs" / "haproxy.cfg")],
-                  HAPROXY_PORT, "tcp")
+                  "127.0.0.1", HAPROXY_PORT, "tcp")
 
 
 class Server:
