@@ -99,6 +99,16 @@ class GuardedApi:
         return prepared
 
 
+def preload() -> None:
+    """Import now what the first call would import (a long-lived server's start).
+
+    Python 3.9's import machinery can hand a thread a half-initialised module when
+    several threads import the same package at once (phonenumbers imports itself in
+    cycles), which failed the first calls of a freshly started FastAGI server.
+    """
+    from . import _api, _numbers  # noqa: F401
+
+
 def to_e164(raw: str, region: str, role: str) -> str:
     """Normalise through phonenumbers, imported on first use."""
     from ._numbers import to_e164 as normalise

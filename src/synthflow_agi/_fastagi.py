@@ -19,7 +19,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 from ._agi import EmptyConnection
 from ._call import CallInfo
-from ._edges import ClientCache, to_e164
+from ._edges import ClientCache, preload, to_e164
 from ._errors import ChannelHungUp, ConfigError
 from ._handoff import Edges, finish_dial, hand_off
 from ._logging import LOGGER, call_line, configure
@@ -68,6 +68,7 @@ class FastAgiServer(socketserver.ThreadingTCPServer):
         self.metrics = metrics or NoMetrics()
         self._clients = ClientCache(pool_size=max_connections, circuit="memory", on_attempt=self.metrics.attempt)
         self._edges = Edges(api_for=self._clients, to_e164=to_e164, clock=time.monotonic, delegate_dial=True)
+        preload()
         self.parking = DialParking()
         self._parked_sockets: "set[socket.socket]" = set()
         self._summary_interval = summary_interval

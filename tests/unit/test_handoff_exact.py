@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import pytest
 
@@ -15,6 +16,34 @@ from tests.unit.test_handoff import BASE, CALL_ID, MemoryApi, MemoryChannel
 
 TARGET = "sip:+15551234567@sip.example:32681"
 DIAL_ARGS = "PJSIP/synthflow/%s,30,b(synthflow-predial^s^1)" % TARGET
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into):
+        super().__init__(logging.DEBUG)
+        self.into = into
+
+    def emit(self, record):
+        self.into.append(record)
+
+
+@pytest.fixture
+def log_records():
+    """Every record of the synthflow_agi logger during the test.
+
+    caplog listens on the root logger, which sees nothing once an earlier test has run
+    the program's own logging set-up (it stops propagation), so this listens on the logger.
+    """
+    records, logger = [], logging.getLogger("synthflow_agi")
+    handler, level = _Collect(records), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
 
 
 class HangingChannel(MemoryChannel):
@@ -351,11 +380,10 @@ def test_no_linkedid_means_no_e_token():
     assert channel.variables["PJSIP_HEADER(add,X-EI)"] == "S.%s;" % CALL_ID
 
 
-def test_an_odd_linkedid_is_logged_by_shape(caplog):
+def test_an_odd_linkedid_is_logged_by_shape(log_records):
     """The left-out linkedid is logged with the call's uniqueid and a description, never its text."""
-    caplog.set_level("WARNING", logger="synthflow_agi")
     run(MemoryChannel({"CHANNEL(linkedid)": "a;b"}))
-    assert [r.getMessage() for r in caplog.records if "E. token" in r.getMessage()] == [
+    assert [r.getMessage() for r in log_records if "E. token" in r.getMessage()] == [
         "uniqueid=U1 no E. token: linkedid cannot go into X-EI (3 characters, holds ';'): refused, not trimmed"]
 
 
@@ -381,9 +409,8 @@ def test_the_api_gets_the_calls_settings_and_timeout():
     assert [(s.timeout, s.api_url, s.mode) for s in chosen] == [(2.5, "https://api.example/v2", "transfer")]
 
 
-def test_headers_diversion_and_the_request_reach_their_places(caplog):
+def test_headers_diversion_and_the_request_reach_their_places(log_records):
     """X- headers and O. ride in the Refer-To, an unfit header is logged by shape, and the request carries the settings."""
-    caplog.set_level("WARNING", logger="synthflow_agi")
     channel = MemoryChannel({"SYNTHFLOW_VARIABLES": "lead,bad", "lead": "L-7", "bad": "a\rb", "SYNTHFLOW_HEADERS": "lead,bad",
                              "SYNTHFLOW_DIVERSION": "+15550001111"})
     outcome, api = run(channel)
@@ -393,7 +420,7 @@ def test_headers_diversion_and_the_request_reach_their_places(caplog):
     assert (request.from_number, request.to_number, request.model_id, request.workspace_id) == (
         "+12025550143", "+15551234567", "m", "w")
     assert dict(request.custom_variables) == {"lead": "L-7", "bad": "a\rb"}
-    assert [r.getMessage() for r in caplog.records if "header left out" in r.getMessage()] == [
+    assert [r.getMessage() for r in log_records if "header left out" in r.getMessage()] == [
         "uniqueid=U1 header left out: bad: value cannot be carried in SIP (3 characters, with control characters)"]
 
 
@@ -451,11 +478,10 @@ def test_total_ms_is_measured_from_the_start_not_from_zero():
     assert outcome.api_ms == pytest.approx(1.0)
 
 
-def test_an_internal_bug_is_logged_with_its_traceback(caplog):
+def test_an_internal_bug_is_logged_with_its_traceback(log_records):
     """A bug in the hand-off leaves one log record with a fixed text and the traceback."""
-    caplog.set_level("ERROR", logger="synthflow_agi")
     run(MemoryChannel(), api=MemoryApi(error=RuntimeError("bug")))
-    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    (record,) = [r for r in log_records if r.levelname == "ERROR"]
     assert record.getMessage() == "internal error during the hand-off"
     assert record.exc_info[0] is RuntimeError
 

@@ -65,10 +65,11 @@ def test_versions_never_mix_in_membership():
     assert not AllowList(parse_allow("::/96", "::")).allows("0.0.0.1")
 
 
-def fake_server(in_flight=0, phase="closed", health=(200, "ok"), capacity=7):
+def fake_server(in_flight=0, phase="closed", health=(200, "ok"), capacity=7, in_dial=0):
     """The few attributes PrometheusMetrics reads from a FastAgiServer."""
     class Server:
         max_connections = capacity
+        parking = [None] * in_dial  # only its length is read
 
         class stats:  # noqa: N801 - mirrors server.stats
             pass
@@ -87,12 +88,13 @@ def fake_server(in_flight=0, phase="closed", health=(200, "ok"), capacity=7):
 def test_each_server_has_its_own_registry():
     """Two PrometheusMetrics coexist, count separately, and put nothing into the library's global registry."""
     first, second = PrometheusMetrics(), PrometheusMetrics()
-    first.watch(fake_server(in_flight=3, phase="open", health=(503, "draining")))
+    first.watch(fake_server(in_flight=3, phase="open", health=(503, "draining"), in_dial=2))
     second.watch(fake_server())
     first.refused("peer")
     assert first.registry.get_sample_value("synthflow_agi_connections_refused_total", {"reason": "peer"}) == 1
     assert second.registry.get_sample_value("synthflow_agi_connections_refused_total", {"reason": "peer"}) == 0
     assert first.registry.get_sample_value("synthflow_agi_calls_in_flight") == 3
+    assert first.registry.get_sample_value("synthflow_agi_calls_in_dial") == 2
     assert first.registry.get_sample_value("synthflow_agi_circuit_state") == 2
     assert first.registry.get_sample_value("synthflow_agi_accepting_calls") == 0
     assert first.registry.get_sample_value("synthflow_agi_max_connections") == 7
