@@ -28,21 +28,49 @@ def inner_script(python):
     ).format(py=python, suites=" ".join(INNER_SUITES))
 
 
+@pytest.fixture(scope="module")
+def inner_runs(pytestconfig, tmp_path_factory):
+    """Both images' runs, started together: {suite: (process, its output file)}.
+
+    Most of the contract suite's time is spent waiting (deadlines, grace periods, silent
+    peers), so the two containers overlap well; every test binds ephemeral loopback ports.
+    """
+    capman = pytestconfig.pluginmanager.getplugin("capturemanager")
+    folder = tmp_path_factory.mktemp("interop")
+    runs = {}
+    try:
+        for suite in sorted(IMAGE_PYTHON):
+            with capman.global_and_fixture_disabled():
+                engine, image = ensure_lab_image(suite)
+                wheels = ensure_test_wheels(suite)
+                say("running %s on %s's Python %s" % (" and ".join(INNER_SUITES), suite, IMAGE_PYTHON[suite]))
+            command = engine.run_args() + [
+                "--rm", "-v", "%s:/repo:ro" % REPO, "-v", "%s:/wheels:ro" % wheels, "-e", "PYTHONDONTWRITEBYTECODE=1",
+                image, "sh", "-c", inner_script("/opt/synthflow-agi/bin/python")]
+            out = open(str(folder / ("%s.log" % suite)), "w+")
+            runs[suite] = (subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL), out)
+        yield runs
+    finally:
+        for proc, out in runs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+            out.close()
+
+
 @pytest.mark.interop
 @pytest.mark.parametrize("suite", sorted(IMAGE_PYTHON))
-def test_unit_and_contract_suites_pass_on_the_images_python(suite, pytestconfig):
+def test_unit_and_contract_suites_pass_on_the_images_python(suite, inner_runs, pytestconfig):
     """tests/unit and tests/contract pass in the SUITE image, on its system Python, against the installed wheel."""
     capman = pytestconfig.pluginmanager.getplugin("capturemanager")
-    with capman.global_and_fixture_disabled():
-        engine, image = ensure_lab_image(suite)
-        wheels = ensure_test_wheels(suite)
-        say("running %s on %s's Python %s" % (" and ".join(INNER_SUITES), suite, IMAGE_PYTHON[suite]))
-    command = engine.run_args() + [
-        "--rm", "-v", "%s:/repo:ro" % REPO, "-v", "%s:/wheels:ro" % wheels, "-e", "PYTHONDONTWRITEBYTECODE=1",
-        image, "sh", "-c", inner_script("/opt/synthflow-agi/bin/python")]
-    proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
-                          timeout=INNER_TIMEOUT)
-    output = proc.stdout
+    proc, out = inner_runs[suite]
+    try:
+        proc.wait(INNER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)
+    out.seek(0)
+    output = out.read()
     assert proc.returncode == 0, output[-6000:]
     summary = output.strip().splitlines()[-1]
     with capman.global_and_fixture_disabled():
