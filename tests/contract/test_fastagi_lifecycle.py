@@ -1,6 +1,7 @@
 """FastAGI start and stop: flags checked before anything starts, and a drain that honours --grace."""
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -35,26 +36,37 @@ def run_cli(args, env, timeout: float = 10.0) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("args,flag", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
-def test_a_bad_flag_is_one_line_and_exit_2_before_anything_starts(env, args, flag):
-    """Each bad value gives exactly one error line naming the flag, exit 2, and no listener."""
+def one_error_line(args, env) -> str:
+    """Run ``synthflow-agi fastagi ARGS``, which must exit 2 with exactly one stderr line and nothing on stdout; that line."""
     done = run_cli(args, env)
     assert done.returncode == 2, done
     lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthflow-agi: CONFIG_ERROR: " + flag), done.stderr
+    assert len(lines) == 1, done.stderr
     assert done.stdout == ""
+    return lines[0]
+
+
+@contextlib.contextmanager
+def held_port():
+    """A loopback TCP port another socket listens on, for as long as the block lasts."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
+
+
+@pytest.mark.parametrize("args,flag", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
+def test_a_bad_flag_is_one_line_and_exit_2_before_anything_starts(env, args, flag):
+    """Each bad value gives exactly one error line naming the flag, exit 2, and no listener."""
+    line = one_error_line(args, env)
+    assert line.startswith("synthflow-agi: CONFIG_ERROR: " + flag), line
 
 
 def test_a_port_in_use_is_one_line_and_exit_2(env):
     """Listening on a port another socket holds fails with one line and exit 2, no traceback."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
-        port = holder.getsockname()[1]
-        done = run_cli(["--listen", "127.0.0.1:%d" % port], env)
-    assert done.returncode == 2, done
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and "cannot listen on 127.0.0.1:%d" % port in lines[0], done.stderr
+    with held_port() as port:
+        line = one_error_line(["--listen", "127.0.0.1:%d" % port], env)
+    assert "cannot listen on 127.0.0.1:%d" % port in line, line
 
 
 def hold_a_call(port: int) -> socket.socket:

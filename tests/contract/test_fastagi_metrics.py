@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.contract._helpers import TOKEN, assert_basics, posts
-from tests.contract.test_fastagi_lifecycle import hold_a_call, run_cli
+from tests.contract.test_fastagi_lifecycle import held_port, hold_a_call, one_error_line
 from tests.support.fastagi_peer import FastAgiPeer, FastAgiServerProcess
 
 CALL_ID = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
@@ -222,23 +222,15 @@ def test_healthz_is_503_with_a_configuration_error(model, env):
 ])
 def test_a_bad_metrics_listen_is_one_line_and_exit_2(env, args, text):
     """A malformed --metrics-listen gives one error line naming the flag and exit 2."""
-    done = run_cli(args, env)
-    assert done.returncode == 2, done
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("synthflow-agi: CONFIG_ERROR: " + text), done.stderr
-    assert done.stdout == ""
+    line = one_error_line(args, env)
+    assert line.startswith("synthflow-agi: CONFIG_ERROR: " + text), line
 
 
 def test_metrics_port_in_use_is_one_line_and_exit_2(env):
     """A --metrics-listen port another socket holds fails with one line and exit 2, and the AGI port is let go."""
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen(1)
-        port = holder.getsockname()[1]
-        done = run_cli(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:%d" % port], env)
-    assert done.returncode == 2, done
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and "--metrics-listen: cannot listen on 127.0.0.1:%d" % port in lines[0], done.stderr
+    with held_port() as port:
+        line = one_error_line(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:%d" % port], env)
+    assert "--metrics-listen: cannot listen on 127.0.0.1:%d" % port in line, line
 
 
 def test_without_prometheus_client_the_flag_is_refused_with_one_line(env):
