@@ -10,7 +10,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
-from lab_run import AsteriskLab  # noqa: E402
+from lab_run import QUIET_LOGGING, AsteriskLab  # noqa: E402
 
 from sampler import find_in_namespace  # noqa: E402
 
@@ -18,10 +18,6 @@ CA_INSIDE = "/opt/bench-tls"
 # func_curl + func_json for the dialplan peer, func_env for the URL and token it reads;
 # the lab's modules.conf (autoload=no) does not list them.
 PEER_MODULES = ("res_curl.so", "func_curl.so", "func_json.so", "func_env.so")
-# Production-like logging: the lab logs every SIP message (pjsip debug) and every AGI
-# command (agi debug) and every dialplan step (verbose 3) for diagnosis; at 50 calls/s
-# that logging would cost Asterisk more than the calls, and the AGI variants most.
-QUIET = ("core set verbose 0", "agi set debug off", "pjsip set logger off")
 VENV_PYTHON = "/opt/synthflow-agi/bin/python"
 REFERENCE_IMPORTS = "import requests, phonenumbers, asterisk.agi"
 TIMER = r"""
@@ -50,7 +46,7 @@ class BenchLab:
 
     def start(self, fastagi_options=("--max-connections", "1000")):
         self.asterisk.start(self.env, mounts=self.mounts)
-        for command in QUIET:
+        for command in QUIET_LOGGING:
             self.asterisk.cli(command)
         for module in PEER_MODULES:
             out = self.asterisk.cli("module load %s" % module)

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from lab_run import ESTABLISHED, local_sockets  # tests/e2e, on sys.path via the bench's entry points
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -31,15 +33,7 @@ def established(port):
     A parked call (waiting inside Dial) holds no thread, so threads no longer count calls;
     its connection does.  The lab runs on the host's network, so the host's tables list it.
     """
-    hexport = ":%04X" % port
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        count += sum(1 for line in lines if line.split()[1].endswith(hexport) and line.split()[3] == "01")
-    return count
+    return sum(1 for _, p, state in local_sockets("tcp") if p == port and state == ESTABLISHED)
 
 
 def proc_cpu_seconds(pid):

@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from lab_peers import Sipp, stop_process
-from lab_run import ASTERISK_SIP_PORT, CUSTOMER_UAC, HUMANS, SYNTHFLOW, port_in_use, wait_for_port
+from lab_run import (ASTERISK_SIP_PORT, CUSTOMER_UAC, HUMANS, LISTEN, SYNTHFLOW, local_sockets, port_in_use,
+                     wait_for_port)
 
 SCENARIO = Path(__file__).resolve().parent / "failover"
 DNS_ADDRESS = "127.0.53.1"  # configs/dnsmasq.conf; the lab container's resolv.conf names it
@@ -45,12 +46,9 @@ def bound(address, port, proto):
     (True, False, False)
     >>> s.close()
     """
-    wanted = "%08X:%04X" % (int.from_bytes(socket.inet_aton(address), "little"), port)
-    try:
-        lines = Path("/proc/net/%s" % proto).read_text().splitlines()[1:]
-    except OSError:
-        return False
-    return any(f[1] == wanted and (proto == "udp" or f[3] == "0A") for f in (line.split() for line in lines))
+    wanted = "%08X" % int.from_bytes(socket.inet_aton(address), "little")
+    return any(a == wanted and p == port and (proto == "udp" or state == LISTEN)
+               for a, p, state in local_sockets(proto))
 
 
 class Daemon:
@@ -156,19 +154,13 @@ class Server:
             self.container.remove()
 
 
-class LoadSipp(Sipp):
-    """A SIPp with many calls: bounded by -m and a global -timeout; no message trace."""
-
-    def __init__(self, folder, name, xml, port, calls, timeout, remote=None, rate=None, hold_ms=0, service=None):
-        super().__init__(folder, name, SCENARIO / "sipp" / xml, port, remote=remote, service=service, timeout=timeout)
-        cmd = [arg for arg in self.cmd if arg not in ("-trace_msg", "-message_file", str(self.dir / "messages.log"))]
-        cmd[cmd.index("-m") + 1] = str(calls)
-        cmd[cmd.index("-max_recv_loops") + 1] = str(max(100, calls * 10))
-        extra = ["-d", str(int(hold_ms)), "-recv_timeout", str(int(timeout * 1000))]
-        if rate:
-            extra += ["-r", "%g" % rate, "-rp", "1000", "-l", str(calls)]
-        at = len(cmd) - 1 if remote else len(cmd)
-        self.cmd = cmd[:at] + extra + cmd[at:]
+def load_sipp(folder, name, xml, port, calls, timeout, remote=None, rate=None, hold_ms=0, service=None):
+    """A SIPp of this scenario placing or taking ``calls`` calls, bounded by -m and a global -timeout."""
+    options = ["-d", str(int(hold_ms)), "-recv_timeout", str(int(timeout * 1000))]
+    if rate:
+        options += ["-r", "%g" % rate, "-rp", "1000", "-l", str(calls)]
+    return Sipp(folder, name, SCENARIO / "sipp" / xml, port, remote=remote, service=service, timeout=timeout,
+                calls=calls, options=options)
 
 
 def counts(customer_log, agent_log, humans_log, calls):
@@ -212,9 +204,9 @@ def place_calls(folder, mechanism, calls, rate, hold_ms, budget):
     for port in (SYNTHFLOW, HUMANS, CUSTOMER_UAC):
         if port_in_use(port, "udp"):
             raise RuntimeError("127.0.0.1:%d/udp is taken (a leftover SIPp?)" % port)
-    agent = LoadSipp(folder, "agent", "agent.xml", SYNTHFLOW, calls, budget, hold_ms=hold_ms).start()
-    humans = LoadSipp(folder, "humans", "humans.xml", HUMANS, calls, budget, hold_ms=hold_ms).start()
-    customer = LoadSipp(folder, "customer", "customer.xml", CUSTOMER_UAC, calls, budget,
+    agent = load_sipp(folder, "agent", "agent.xml", SYNTHFLOW, calls, budget, hold_ms=hold_ms).start()
+    humans = load_sipp(folder, "humans", "humans.xml", HUMANS, calls, budget, hold_ms=hold_ms).start()
+    customer = load_sipp(folder, "customer", "customer.xml", CUSTOMER_UAC, calls, budget,
                         remote="127.0.0.1:%d" % ASTERISK_SIP_PORT, rate=rate,
                         service=EXTENSIONS[mechanism]).start()
     return agent, humans, customer

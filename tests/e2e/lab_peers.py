@@ -32,7 +32,9 @@ class Sipp:
     """One SIPp instance.  role "uas" listens on port; role "uac" calls remote from port."""
 
     def __init__(self, run_dir, name, scenario, port, remote=None, transport="udp",
-                 service=None, timeout=30, keys=None):
+                 service=None, timeout=30, keys=None, calls=1, options=()):
+        """calls > 1 (a load): no message trace, which would cost SIPp more than the calls;
+        options: more SIPp flags (rate, hold, receive timeout)."""
         self.name = name
         self.dir = Path(run_dir) / "sipp" / name
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -44,10 +46,12 @@ class Sipp:
                "-t", "t1" if transport == "tcp" else "u1",
                # media port per instance, so parallel SIPps never collide
                "-mi", "127.0.0.1", "-mp", str(port + 10000),
-               "-m", "1", "-timeout", "%ds" % timeout, "-timeout_error", "-max_recv_loops", "100",
-               "-nostdin", "-trace_err", "-error_file", str(self.dir / "errors.log"),
-               "-trace_msg", "-message_file", str(self.dir / "messages.log"),
-               "-trace_logs", "-log_file", str(self.dir / "actions.log")]
+               "-m", str(calls), "-timeout", "%ds" % timeout, "-timeout_error",
+               "-max_recv_loops", str(max(100, calls * 10)),
+               "-nostdin", "-trace_err", "-error_file", str(self.dir / "errors.log")]
+        if calls == 1:
+            cmd += ["-trace_msg", "-message_file", str(self.dir / "messages.log")]
+        cmd += ["-trace_logs", "-log_file", str(self.dir / "actions.log")] + list(options)
         if service:
             cmd += ["-s", service]
         for key, value in (keys or {}).items():

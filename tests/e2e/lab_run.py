@@ -28,12 +28,19 @@ CUSTOMER = "+12125550199"
 # res_agi's debug trace of the environment it sends: which program a call really ran.
 AGI_REQUEST = re.compile(r"AGI Tx >> agi_request: (\S+)")
 CLASSIC_AGI = "synthflow.agi"
+# Production-like logging: the lab logs every SIP message (pjsip debug) and every AGI
+# command (agi debug) and every dialplan step (verbose 3) for diagnosis; under load that
+# logging would cost Asterisk more than the calls.
+QUIET_LOGGING = ("core set verbose 0", "agi set debug off", "pjsip set logger off")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s*File \"[^\"]+\", line \d+", re.M)
 
 
-def port_in_use(port, proto="udp"):
-    """True when something on this host listens on 127.0.0.1:port (or any address)."""
-    hexport = ":%04X" % port
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
+
+
+def local_sockets(proto):
+    """(local address as /proc writes it, port, state) of every socket of this host's network, IPv4 and IPv6."""
+    found = []
     for table in ("/proc/net/%s" % proto, "/proc/net/%s6" % proto):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -41,9 +48,14 @@ def port_in_use(port, proto="udp"):
             continue
         for line in lines:
             fields = line.split()
-            if fields[1].endswith(hexport) and (proto == "udp" or fields[3] == "0A"):
-                return True
-    return False
+            address, port = fields[1].rsplit(":", 1)
+            found.append((address, int(port, 16), fields[3]))
+    return found
+
+
+def port_in_use(port, proto="udp"):
+    """True when something on this host listens on 127.0.0.1:port (or any address)."""
+    return any(p == port and (proto == "udp" or state == LISTEN) for _, p, state in local_sockets(proto))
 
 
 def wait_for_port(port, proto, timeout, what):

@@ -14,12 +14,9 @@ import lab_failover
 from lab_build import ensure_lab_image, say
 from lab_lock import LAB_LOCK
 from lab_peers import ApiModel
-from lab_run import AsteriskLab
+from lab_run import AGENT, QUIET_LOGGING, AsteriskLab, text_problems
 
 E2E_DIR = Path(__file__).resolve().parent.parent
-QUIET = ("core set verbose 0", "agi set debug off", "pjsip set logger off")
-AGENT = "+14155550123"
-TRACEBACK = "Traceback (most recent call last)"
 UNIQUEID = re.compile(r"\buniqueid=(\d+)\.")
 
 # fault: "kill" (SIGKILL) or "term" (SIGTERM, a drain); fault_at and restart_at are seconds
@@ -34,6 +31,7 @@ class FailoverLab:
         self.quiet = quiet
         self.asterisk = self.model = None
         self.servers, self.daemons = [], []
+        self.dns = None
 
     def start(self):
         from image_lab import build_image  # tests/e2e/fastagi_image
@@ -50,12 +48,13 @@ class FailoverLab:
             env = {"SYNTHFLOW_API_URL": self.model.base_url, "SYNTHFLOW_API_TOKEN_FILE": "/run/secrets/synthflow-token",
                    "SYNTHFLOW_MODEL_ID": "lab-model", "SYNTHFLOW_WORKSPACE_ID": "lab-workspace",
                    "SYNTHFLOW_AGENT_NUMBER": AGENT, "SYNTHFLOW_SIP_HOST": "127.0.0.1", "SYNTHFLOW_MODE": "dial"}
-            self.daemons = [lab_failover.dnsmasq(self.run_dir).start()]
+            self.dns = lab_failover.dnsmasq(self.run_dir).start()
+            self.daemons = [self.dns]
             self.asterisk = AsteriskLab(engine, lab_image, self.run_dir)
             say("starting Asterisk 22 with two FastAGI servers of the production image")
             self.asterisk.start({}, mounts=[(E2E_DIR, "/etc/asterisk/e2e"),
                                             (lab_failover.resolv_conf(self.run_dir), "/etc/resolv.conf")])
-            for command in QUIET if self.quiet else ():
+            for command in QUIET_LOGGING if self.quiet else ():
                 self.asterisk.cli(command)
             for name, port, metrics_port in lab_failover.SERVERS:
                 server = lab_failover.Server(engine, server_image, name, port, metrics_port, env, token_file)
@@ -74,7 +73,7 @@ class FailoverLab:
         if plan.api_delay:
             self.model.script(*[{"kind": "delay", "seconds": plan.api_delay}] * plan.calls)
         marks = [len(s.logs()) for s in self.servers]
-        dns_mark = len(self.daemons[0].text())
+        dns_mark = len(self.dns.text())
         budget = int(plan.calls / plan.rate + (plan.hold_ms / 1000.0) + plan.api_delay + 40)
         say("%s: %d calls at %g/s via %s, %s agi-a at %gs" % (label, plan.calls, plan.rate, plan.mechanism,
                                                              plan.fault or "no fault", plan.fault_at or 0))
@@ -112,9 +111,9 @@ class FailoverLab:
             made = [int(m.group(1)) for m in map(UNIQUEID.search, after) if m]
             result["victim_first_call_s"] = max(0, min(made) - int(events["restarted_at"])) if made else None
             result["victim_log_before_restart"] = logs[0][marks[0]:restart_mark]
-        result["problems"] = [s.name for s, text in zip(self.servers, logs) if TRACEBACK in text or self.token in text]
+        result["problems"] = [p for s, text in zip(self.servers, logs) for p in text_problems(text, s.name, [self.token])]
         if plan.mechanism == "hagi":
-            result["srv_queries"] = self.daemons[0].text()[dns_mark:].count("query[SRV] _agi._tcp.fastagi.failover.test")
+            result["srv_queries"] = self.dns.text()[dns_mark:].count("query[SRV] _agi._tcp.fastagi.failover.test")
         return result
 
     def _tally(self, plan, customer, agent, humans, events):
